@@ -1,0 +1,118 @@
+//! What each machine is served: its iPXE script and its cloud-init seed.
+//! The HTTP server and `bootherd render` both call these, so `render` prints
+//! exactly what a machine would get now.
+
+use crate::app::App;
+use crate::boot::{BootAction, Client, Firmware};
+use crate::config::{Config, Machine};
+use crate::mac::MacAddr;
+use anyhow::{bail, Context as _, Result};
+use tera::Context;
+
+/// Serial and VGA consoles, so the installer shows on either.
+const KERNEL_CONSOLE: &str = "console=tty1 console=ttyS0,115200n8";
+
+/// The iPXE script for a request to `/boot.ipxe`. Without a MAC it is the
+/// first hop, which asks again with the MAC and firmware filled in by iPXE.
+pub fn ipxe_script(app: &App, config: &Config, mac: Option<MacAddr>, client: &Client) -> Result<(String, BootAction)> {
+    let base = config.http_base();
+    let mut ctx = Context::new();
+    ctx.insert("base", &base);
+    let Some(mac) = mac else {
+        return Ok((app.renderer.render("ipxe/chain.ipxe", &ctx)?, crate::boot::BootAction::IpxeScript));
+    };
+    ctx.insert("mac", &mac.hyphenated());
+    ctx.insert("firmware", match client.firmware {
+        Firmware::Bios => "bios",
+        Firmware::Uefi => "uefi",
+    });
+    let action = app.decide(config, mac, client)?;
+    let machine = config.machine_by_mac(mac);
+    if let Some(m) = machine {
+        ctx.insert("hostname", &m.hostname);
+        ctx.insert("role", m.role.name());
+    }
+    let text = match action {
+        BootAction::Install { os, arch, .. } => {
+            // Mint the install token now, so the seed this install fetches carries it.
+            app.store.install_token(mac)?;
+            let set = format!("{}-{arch}", os.name());
+            ctx.insert("os", os.name());
+            ctx.insert("arch", arch);
+            ctx.insert("assets", &format!("{base}/assets/{set}"));
+            ctx.insert("kernel_console", KERNEL_CONSOLE);
+            app.renderer.render("ipxe/install.ipxe", &ctx)?
+        }
+        BootAction::LocalDisk(_) => {
+            ctx.insert("state", app.state_of(config, mac)?.name());
+            app.renderer.render("ipxe/local.ipxe", &ctx)?
+        }
+        BootAction::NoBoot(reason) => {
+            ctx.insert("reason", &reason.to_string());
+            app.renderer.render("ipxe/noboot.ipxe", &ctx)?
+        }
+        BootAction::Chainload(_) | BootAction::IpxeScript => {
+            ctx.insert("reason", "the boot script was asked for by a client that is not iPXE");
+            app.renderer.render("ipxe/noboot.ipxe", &ctx)?
+        }
+    };
+    Ok((text, action))
+}
+
+/// The URLs a machine's installer calls back on, bound to its install token.
+pub struct Callbacks {
+    pub events: String,
+    pub installed: String,
+}
+
+pub fn callbacks(app: &App, config: &Config, machine: &Machine) -> Result<Callbacks> {
+    let token = app.store.install_token(machine.mac)?;
+    let base = format!("{}/api/v1/machines/{}", config.http_base(), machine.mac.hyphenated());
+    Ok(Callbacks {
+        events: format!("{base}/events?token={token}"),
+        installed: format!("{base}/installed?token={token}"),
+    })
+}
+
+/// The autoinstall user-data, validated before it is returned: cloud-init
+/// treats broken YAML as "nothing to do", so nothing unvalidated may leave.
+pub fn user_data(app: &App, config: &Config, machine: &Machine) -> Result<String> {
+    let cb = callbacks(app, config, machine)?;
+    let mut ctx = Context::new();
+    ctx.insert("hostname", &machine.hostname);
+    ctx.insert("mac", &machine.mac.to_string());
+    ctx.insert("ssh_keys", &config.cluster.ssh_authorized_keys);
+    ctx.insert("disk", &machine.disk);
+    ctx.insert("events_url", &cb.events);
+    ctx.insert("installed_command", &format!("curl -fsS --retry 5 -X POST '{}'", cb.installed));
+    let text = app.renderer.render("cloud-init/user-data", &ctx)?;
+    validate_user_data(&text).with_context(|| format!("user-data rendered for {} is not valid; fix the template", machine.hostname))?;
+    Ok(text)
+}
+
+pub fn meta_data(app: &App, machine: &Machine) -> Result<String> {
+    // The instance id changes with every install (new token), so cloud-init
+    // runs again on a reimaged machine.
+    let token = app.store.install_token(machine.mac)?;
+    let mut ctx = Context::new();
+    ctx.insert("hostname", &machine.hostname);
+    ctx.insert("instance_id", &format!("bootherd-{}-{}", machine.hostname, &token[..12]));
+    app.renderer.render("cloud-init/meta-data", &ctx)
+}
+
+pub fn vendor_data(app: &App) -> Result<String> {
+    app.renderer.render("cloud-init/vendor-data", &Context::new())
+}
+
+/// Checks that user-data is `#cloud-config` YAML with an `autoinstall` section of version 1.
+pub fn validate_user_data(text: &str) -> Result<()> {
+    if !text.starts_with("#cloud-config\n") {
+        bail!("user-data must start with the line `#cloud-config`");
+    }
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).context("user-data is not valid YAML")?;
+    let version = doc.get("autoinstall").and_then(|a| a.get("version")).and_then(|v| v.as_u64());
+    if version != Some(1) {
+        bail!("user-data has no `autoinstall:` section with `version: 1`");
+    }
+    Ok(())
+}

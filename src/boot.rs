@@ -1,0 +1,230 @@
+//! The boot decision: one pure function that every transport asks.
+//!
+//! Given what bootherd knows of a machine (its config entry and lifecycle
+//! state) and what the asking client is (firmware, CPU, who is asking),
+//! [`decide`] returns a [`BootAction`]. DHCP, TFTP and HTTP only encode that
+//! value; "what does machine X get" is answered and tested here, without sockets.
+
+use crate::config::{Machine, Os, Platform};
+use crate::inventory::State;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    Bios,
+    Uefi,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cpu {
+    X86_64,
+    Arm64,
+}
+
+/// Which program is asking, at which step of the boot chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asker {
+    /// The firmware's own PXE client (DHCP, then TFTP).
+    FirmwarePxe,
+    /// UEFI HTTP boot (DHCP with vendor class `HTTPClient`, then HTTP).
+    FirmwareHttp,
+    /// iPXE asking DHCP (user class `iPXE`).
+    IpxeDhcp,
+    /// iPXE fetching its boot script over HTTP.
+    IpxeScript,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PiModel {
+    Pi4,
+    Pi5,
+}
+
+/// What bootherd knows about the asking client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    pub firmware: Firmware,
+    pub cpu: Cpu,
+    pub asker: Asker,
+    /// Set when the client identified itself as a Raspberry Pi bootloader.
+    pub pi: Option<PiModel>,
+}
+
+/// The boot programs bootherd hands to firmware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootProgram {
+    /// iPXE for BIOS PXE, using the ROM's UNDI driver.
+    UndionlyKpxe,
+    /// iPXE for x86-64 UEFI with its own drivers.
+    IpxeEfi,
+    /// iPXE for arm64 UEFI, using the firmware's network stack.
+    Arm64SnponlyEfi,
+}
+
+impl BootProgram {
+    pub const ALL: [BootProgram; 3] = [BootProgram::UndionlyKpxe, BootProgram::IpxeEfi, BootProgram::Arm64SnponlyEfi];
+
+    /// The name under which TFTP and HTTP serve it.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            BootProgram::UndionlyKpxe => "undionly.kpxe",
+            BootProgram::IpxeEfi => "ipxe.efi",
+            BootProgram::Arm64SnponlyEfi => "arm64/snponly.efi",
+        }
+    }
+}
+
+/// Why a client gets no boot information.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoBootReason {
+    /// The MAC is not in the inventory: it gets a lease and nothing else.
+    UnknownMachine,
+    /// A Raspberry Pi bootloader: it must never get an x86 boot program.
+    RaspberryPiNotSupported,
+    /// The client's CPU does not match the machine's configured platform.
+    PlatformMismatch { configured: Platform, client: Cpu },
+}
+
+impl fmt::Display for NoBootReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoBootReason::UnknownMachine => f.write_str("not in the inventory"),
+            NoBootReason::RaspberryPiNotSupported => f.write_str("Raspberry Pi netboot is not served yet"),
+            NoBootReason::PlatformMismatch { configured, client } => {
+                write!(f, "configured as platform {configured} but the client is {client:?}; fix `platform` in the config")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootAction {
+    /// No boot information (a lease only, or a script that exits).
+    NoBoot(NoBootReason),
+    /// Firmware: load this boot program (TFTP name, or HTTP URL for HTTP boot).
+    Chainload(BootProgram),
+    /// iPXE at DHCP time: fetch the boot script over HTTP (never the iPXE binary
+    /// again, which would loop).
+    IpxeScript,
+    /// Boot script: run the unattended installer of `os` for `arch`.
+    Install { os: Os, arch: &'static str, firmware: Firmware },
+    /// Boot script: leave the network boot and start the local disk.
+    LocalDisk(Firmware),
+}
+
+/// The boot decision. `machine` is the inventory entry with its lifecycle
+/// state, `None` for a MAC that is not configured.
+pub fn decide(machine: Option<(&Machine, State)>, client: &Client) -> BootAction {
+    let configured_pi = machine.is_some_and(|(m, _)| matches!(m.platform, Platform::Rpi4 | Platform::Rpi5));
+    if client.pi.is_some() || configured_pi {
+        return BootAction::NoBoot(NoBootReason::RaspberryPiNotSupported);
+    }
+    let Some((machine, state)) = machine else {
+        return BootAction::NoBoot(NoBootReason::UnknownMachine);
+    };
+    let platform_cpu = match machine.platform {
+        Platform::Amd64 => Cpu::X86_64,
+        _ => Cpu::Arm64,
+    };
+    if platform_cpu != client.cpu {
+        return BootAction::NoBoot(NoBootReason::PlatformMismatch { configured: machine.platform, client: client.cpu });
+    }
+    match client.asker {
+        Asker::FirmwarePxe | Asker::FirmwareHttp => BootAction::Chainload(match (client.firmware, client.cpu) {
+            (Firmware::Bios, _) => BootProgram::UndionlyKpxe,
+            (Firmware::Uefi, Cpu::X86_64) => BootProgram::IpxeEfi,
+            (Firmware::Uefi, Cpu::Arm64) => BootProgram::Arm64SnponlyEfi,
+        }),
+        Asker::IpxeDhcp => BootAction::IpxeScript,
+        Asker::IpxeScript if state.install_due() => {
+            BootAction::Install { os: machine.os, arch: machine.platform.arch(), firmware: client.firmware }
+        }
+        Asker::IpxeScript => BootAction::LocalDisk(client.firmware),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Role;
+
+    fn machine(platform: Platform) -> Machine {
+        Machine {
+            mac: "52:54:00:aa:00:01".parse().unwrap(),
+            hostname: "cp1".into(),
+            role: Role::ControlPlane,
+            ip: "10.0.0.11".parse().unwrap(),
+            platform,
+            os: Os::Ubuntu2404,
+            disk: None,
+        }
+    }
+
+    fn client(firmware: Firmware, asker: Asker) -> Client {
+        Client { firmware, cpu: Cpu::X86_64, asker, pi: None }
+    }
+
+    #[test]
+    fn firmware_gets_the_ipxe_build_for_it() {
+        let m = machine(Platform::Amd64);
+        let bios = decide(Some((&m, State::Installed)), &client(Firmware::Bios, Asker::FirmwarePxe));
+        assert_eq!(bios, BootAction::Chainload(BootProgram::UndionlyKpxe));
+        let uefi = decide(Some((&m, State::Configured)), &client(Firmware::Uefi, Asker::FirmwarePxe));
+        assert_eq!(uefi, BootAction::Chainload(BootProgram::IpxeEfi));
+        let http = decide(Some((&m, State::Configured)), &client(Firmware::Uefi, Asker::FirmwareHttp));
+        assert_eq!(http, BootAction::Chainload(BootProgram::IpxeEfi));
+        let arm = machine(Platform::Arm64);
+        let c = Client { cpu: Cpu::Arm64, ..client(Firmware::Uefi, Asker::FirmwarePxe) };
+        assert_eq!(decide(Some((&arm, State::Configured)), &c), BootAction::Chainload(BootProgram::Arm64SnponlyEfi));
+    }
+
+    #[test]
+    fn ipxe_never_gets_ipxe_again() {
+        let m = machine(Platform::Amd64);
+        for state in [State::Configured, State::Installed, State::ReimagePending] {
+            for fw in [Firmware::Bios, Firmware::Uefi] {
+                assert_eq!(decide(Some((&m, state)), &client(fw, Asker::IpxeDhcp)), BootAction::IpxeScript);
+            }
+        }
+    }
+
+    #[test]
+    fn the_script_installs_when_due_and_boots_the_disk_otherwise() {
+        let m = machine(Platform::Amd64);
+        for (state, due) in [
+            (State::Configured, true),
+            (State::Installing, true),
+            (State::ReimagePending, true),
+            (State::Installed, false),
+            (State::Joined, false),
+        ] {
+            for fw in [Firmware::Bios, Firmware::Uefi] {
+                let got = decide(Some((&m, state)), &client(fw, Asker::IpxeScript));
+                let want = if due {
+                    BootAction::Install { os: Os::Ubuntu2404, arch: "amd64", firmware: fw }
+                } else {
+                    BootAction::LocalDisk(fw)
+                };
+                assert_eq!(got, want, "{state:?} {fw:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_machines_and_pis_get_no_boot_program() {
+        for asker in [Asker::FirmwarePxe, Asker::IpxeDhcp, Asker::IpxeScript] {
+            assert_eq!(decide(None, &client(Firmware::Bios, asker)), BootAction::NoBoot(NoBootReason::UnknownMachine));
+        }
+        let m = machine(Platform::Amd64);
+        let pi = Client { pi: Some(PiModel::Pi4), ..client(Firmware::Bios, Asker::FirmwarePxe) };
+        assert!(matches!(decide(Some((&m, State::Configured)), &pi), BootAction::NoBoot(_)));
+        assert!(matches!(decide(None, &pi), BootAction::NoBoot(_)));
+    }
+
+    #[test]
+    fn a_client_of_the_wrong_cpu_gets_nothing() {
+        let m = machine(Platform::Arm64);
+        let got = decide(Some((&m, State::Configured)), &client(Firmware::Uefi, Asker::FirmwarePxe));
+        assert!(matches!(got, BootAction::NoBoot(NoBootReason::PlatformMismatch { .. })));
+    }
+}

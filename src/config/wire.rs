@@ -1,0 +1,81 @@
+//! What serde reads from `bootherd.toml`: loose types that keep each value's
+//! position in the file, so validation can name the line. Nothing outside
+//! `config` uses these; the rest of the code trusts the validated types.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigWire {
+    pub server: S<ServerWire>,
+    #[serde(default)]
+    pub dhcp: Option<S<DhcpWire>>,
+    #[serde(default)]
+    pub tftp: Option<TftpWire>,
+    pub cluster: S<ClusterWire>,
+    #[serde(default)]
+    pub machine: Vec<S<MachineWire>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerWire {
+    pub interface: Option<S<String>>,
+    pub address: S<String>,
+    pub http_port: Option<S<u16>>,
+    /// Address the HTTP server binds (default: all addresses, port `http_port`).
+    pub http_bind: Option<S<String>>,
+    pub data_dir: Option<S<PathBuf>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpWire {
+    pub mode: Option<S<String>>,
+    pub subnet: Option<S<String>>,
+    pub gateway: Option<S<String>>,
+    #[serde(default)]
+    pub dns: Vec<S<String>>,
+    pub domain: Option<S<String>>,
+    pub pool: Option<S<String>>,
+    pub lease_time: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TftpWire {
+    pub enabled: Option<bool>,
+    pub port: Option<u16>,
+    /// Directory of extra boot files served over TFTP and HTTP.
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterWire {
+    pub name: S<String>,
+    pub kubernetes_version: S<String>,
+    pub endpoint: S<String>,
+    pub pod_cidr: Option<S<String>>,
+    pub service_cidr: Option<S<String>>,
+    pub cni: Option<S<String>>,
+    pub load_balancer: Option<S<String>>,
+    #[serde(default)]
+    pub ssh_authorized_keys: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineWire {
+    pub mac: S<String>,
+    pub hostname: S<String>,
+    pub role: S<String>,
+    pub ip: S<String>,
+    pub platform: Option<S<String>>,
+    pub os: Option<S<String>>,
+    pub disk: Option<S<String>>,
+}

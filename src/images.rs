@@ -1,0 +1,69 @@
+//! Where the boot flows read OS installer files, and what is missing.
+//!
+//! Layout under `<data_dir>/images/`: `<os>-<arch>/{vmlinuz,initrd,live-server.iso}`
+//! for the Ubuntu live-server installers; `ipxe/` for iPXE builds (see `bootfiles`).
+
+use crate::boot::BootProgram;
+use crate::bootfiles;
+use crate::config::{Config, Os, Platform};
+use std::path::PathBuf;
+
+/// The files of the Ubuntu live-server netboot installer.
+pub const INSTALLER_FILES: [&str; 3] = ["vmlinuz", "initrd", "live-server.iso"];
+
+/// The directory holding the installer of `os` for `arch` (`amd64`, `arm64`).
+pub fn installer_dir(config: &Config, os: Os, arch: &str) -> PathBuf {
+    config.server.data_dir.join("images").join(format!("{}-{arch}", os.name()))
+}
+
+/// Resolves `/assets/<os>-<arch>/<file>` to a path, for the installer files only.
+pub fn installer_file(config: &Config, set: &str, file: &str) -> Option<PathBuf> {
+    if !INSTALLER_FILES.contains(&file) {
+        return None;
+    }
+    let (os, arch) = Os::ALL.iter().find_map(|os| {
+        let arch = set.strip_prefix(os.name())?.strip_prefix('-')?;
+        ["amd64", "arm64"].contains(&arch).then_some((*os, arch))
+    })?;
+    Some(installer_dir(config, os, arch).join(file))
+}
+
+/// A file the configured inventory needs and that is not there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    pub what: String,
+    pub looked_in: Vec<PathBuf>,
+    pub needed_by: Vec<String>,
+}
+
+/// Lists what the configured machines need and cannot be found.
+pub fn missing(config: &Config) -> Vec<Missing> {
+    let mut out: Vec<Missing> = Vec::new();
+    let mut need = |what: String, looked_in: Vec<PathBuf>, host: &str| {
+        if looked_in.iter().any(|p| p.is_file()) {
+            return;
+        }
+        match out.iter_mut().find(|m| m.what == what) {
+            Some(m) => m.needed_by.push(host.to_string()),
+            None => out.push(Missing { what, looked_in, needed_by: vec![host.to_string()] }),
+        }
+    };
+    for m in &config.machines {
+        if matches!(m.platform, Platform::Rpi4 | Platform::Rpi5) {
+            continue; // Pi netboot files come with Raspberry Pi support.
+        }
+        let programs: &[BootProgram] = match m.platform {
+            Platform::Amd64 => &[BootProgram::UndionlyKpxe, BootProgram::IpxeEfi],
+            _ => &[BootProgram::Arm64SnponlyEfi],
+        };
+        for p in programs {
+            need(p.file_name().to_string(), bootfiles::program_candidates(config, *p), &m.hostname);
+        }
+        let dir = installer_dir(config, m.os, m.platform.arch());
+        for f in INSTALLER_FILES {
+            let path = dir.join(f);
+            need(path.display().to_string(), vec![path], &m.hostname);
+        }
+    }
+    out
+}

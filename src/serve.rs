@@ -1,0 +1,1 @@
+//! `bootherd serve` (being written).
