@@ -1,0 +1,236 @@
+//! Shared support for the integration tests: network namespaces with a veth
+//! pair between them, and a `bootherd serve` running inside one.
+//!
+//! Tests need root (namespaces, port 67/69). All traffic stays inside the
+//! namespaces a test makes; they are removed when the handles drop.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The bootherd binary cargo built for these tests.
+pub fn bootherd_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_bootherd"))
+}
+
+/// Fails the test with a clear message when a tool it needs is missing.
+pub fn require(tools: &[&str]) {
+    for t in tools {
+        let found = Command::new("sh").args(["-c", &format!("command -v {t}")]).output().map(|o| o.status.success()).unwrap_or(false);
+        assert!(found, "`{t}` is not installed: run `sudo tests/install-deps.sh` (or `bash .ci/run`)");
+    }
+    assert!(unsafe { libc::geteuid() } == 0, "integration tests need root (network namespaces); run them with sudo");
+}
+
+/// Runs a command and returns its output; panics with stderr when it fails.
+pub fn sh(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A network namespace, deleted (with every process left in it) on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("bh{}-{}-{}", tag, std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        sh(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A command that runs inside this namespace.
+    pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    pub fn ip(&self, args: &[&str]) -> Output {
+        sh(Command::new("ip").args(["-n", &self.name]).args(args))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// Two namespaces joined by a veth pair: `server` has `bh0` with
+/// `server_ip/24`; `client` has `cl0` up without an address (a DHCP client sets it).
+pub struct Lan {
+    pub server: Netns,
+    pub client: Netns,
+}
+
+impl Lan {
+    pub fn new(tag: &str, server_cidr: &str) -> Lan {
+        let server = Netns::new(&format!("{tag}s"));
+        let client = Netns::new(&format!("{tag}c"));
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let (a, b) = (format!("bhv{}a{n}", std::process::id()), format!("bhv{}b{n}", std::process::id()));
+        sh(Command::new("ip").args(["link", "add", &a, "type", "veth", "peer", "name", &b]));
+        sh(Command::new("ip").args(["link", "set", &a, "netns", &server.name]));
+        sh(Command::new("ip").args(["link", "set", &b, "netns", &client.name]));
+        server.ip(&["link", "set", &a, "name", "bh0"]);
+        client.ip(&["link", "set", &b, "name", "cl0"]);
+        server.ip(&["addr", "add", server_cidr, "dev", "bh0"]);
+        server.ip(&["link", "set", "bh0", "up"]);
+        client.ip(&["link", "set", "cl0", "up"]);
+        Lan { server, client }
+    }
+}
+
+/// A `bootherd serve` running in a namespace, with its own data_dir.
+pub struct Server {
+    pub ns_name: String,
+    pub data_dir: PathBuf,
+    pub config_path: PathBuf,
+    pub http: String,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Writes `config` (its `data_dir` must be `@DATA@`, replaced here) and starts serving.
+    pub fn start(ns: &Netns, config: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let config_path = dir.path().join("bootherd.toml");
+        std::fs::write(&config_path, config.replace("@DATA@", data_dir.to_str().unwrap())).unwrap();
+        let (cfg, _) = bootherd::config::Config::load(&config_path).expect("test config is valid");
+        let http = cfg.http_base();
+        let mut s = Server { ns_name: ns.name.clone(), data_dir, config_path, http, child: None, _dir: dir };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns_name])
+            .arg(bootherd_bin())
+            .args(["serve", "--config"])
+            .arg(&self.config_path)
+            .env("RUST_LOG", "bootherd=debug,info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start bootherd");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.parent().unwrap().join("bootherd.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Waits until the HTTP API answers inside the namespace.
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("bootherd exited early ({status}):\n{}", self.log());
+            }
+            let ok = self.cli_cmd(&["machines"]).output().map(|o| o.status.success()).unwrap_or(false);
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("bootherd did not become ready in 20 s:\n{}", self.log());
+    }
+
+    /// A `bootherd <args> --config …` command inside the namespace.
+    pub fn cli_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns_name]).arg(bootherd_bin()).args(args).arg("--config").arg(&self.config_path);
+        c
+    }
+
+    /// Runs the CLI and returns stdout; panics when it fails.
+    pub fn cli(&self, args: &[&str]) -> String {
+        String::from_utf8(sh(&mut self.cli_cmd(args)).stdout).unwrap()
+    }
+
+    /// `kill -9`, as a crash or power cut would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("--- bootherd log ---\n{}", self.log());
+        }
+    }
+}
+
+/// A config for a test LAN 10.55.0.0/24 with bootherd on 10.55.0.1.
+pub fn lan_config(machines: &str) -> String {
+    format!(
+        r#"[server]
+interface = "bh0"
+address = "10.55.0.1"
+http_port = 8080
+data_dir = "@DATA@"
+
+[dhcp]
+mode = "authoritative"
+subnet = "10.55.0.0/24"
+gateway = "10.55.0.1"
+dns = ["10.55.0.1"]
+pool = "10.55.0.200-10.55.0.250"
+lease_time = "1h"
+
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+load_balancer = "stacked"
+
+{machines}"#
+    )
+}
+
+/// A `[[machine]]` table.
+pub fn machine(mac: &str, hostname: &str, role: &str, ip: &str) -> String {
+    format!("[[machine]]\nmac = \"{mac}\"\nhostname = \"{hostname}\"\nrole = \"{role}\"\nip = \"{ip}\"\n\n")
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
