@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The QEMU lab: a private provisioning network in a network namespace and
+# virtual machines that PXE-boot on it. Used by tests/e2e_qemu.rs and
+# examples/demo.sh. Needs root; no KVM (TCG).
+#
+#   lab.sh kernel                      print the stand-in kernel (Debian's vmlinuz)
+#   lab.sh net-up NS CIDR [BRIDGE]     namespace NS (made if missing) with bridge
+#                                      BRIDGE (default bh0) holding CIDR, and tap0 on it
+#   lab.sh net-down NS                 stop what runs in NS and delete it
+#   lab.sh local-disk IMG              a 1 MiB disk whose boot sector prints
+#                                      "BOOTHERD-LOCALDISK: …" and powers the VM off
+#   lab.sh boot NS --mac MAC --log FILE [--firmware bios|uefi] [--timeout SECS]
+#                  [--disk IMG] [--kernel K --initrd I --append ARGS]
+#       runs one VM inside NS on tap0, serial console to FILE, until it powers
+#       off or SECS (default 180) pass. With --kernel it boots that kernel
+#       directly (no PXE), to test the stand-in without bootherd.
+#       Exit status: 0 when the VM powered itself off, 124 on timeout.
+#
+# Nothing leaves the namespace: the bridge has no uplink and no route out.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$here/common.sh"
+
+OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
+OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
+
+die() {
+    echo "lab.sh: $*" >&2
+    exit 1
+}
+
+cmd_net_up() {
+    local ns=$1 cidr=$2 br=${3:-bh0}
+    ip netns list | grep -qw "^$ns" || ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link add "$br" type bridge
+    # No STP and no forward delay: the VM's DHCP must not wait 30 s for the port.
+    ip -n "$ns" link set "$br" type bridge stp_state 0 forward_delay 0
+    ip -n "$ns" addr add "$cidr" dev "$br"
+    ip -n "$ns" link set "$br" up
+    ip netns exec "$ns" ip tuntap add dev tap0 mode tap
+    ip -n "$ns" link set tap0 master "$br"
+    ip -n "$ns" link set tap0 up
+}
+
+cmd_net_down() {
+    local ns=$1 pid
+    ip netns list | grep -qw "^$ns" || return 0
+    # Everything in this namespace was started by the lab; stop it by pid.
+    for pid in $(ip netns pids "$ns"); do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    sleep 0.5
+    for pid in $(ip netns pids "$ns"); do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    ip netns del "$ns"
+}
+
+# A boot sector in hand-assembled 16-bit code (no assembler needed): write a
+# marker to COM1, then exit QEMU through the isa-debug-exit port (status 3).
+# It proves that iPXE's `sanboot --drive 0x80` really handed over to the disk.
+cmd_local_disk() {
+    local img=$1 msg=$'\r\nBOOTHERD-LOCALDISK: booted the local disk\r\n'
+    truncate -s 1M "$img"
+    {
+        # 7c00 cli; cld; xor ax,ax; mov ds,ax; mov si,7c1d; mov dx,3f8
+        printf '\xfa\xfc\x31\xc0\x8e\xd8\xbe\x1d\x7c\xba\xf8\x03'
+        # 7c0c lodsb; test al,al; jz 7c14; out dx,al; jmp 7c0c
+        printf '\xac\x84\xc0\x74\x03\xee\xeb\xf8'
+        # 7c14 mov dx,f4; mov al,1; out dx,al; hlt; jmp 7c1a
+        printf '\xba\xf4\x00\xb0\x01\xee\xf4\xeb\xfd'
+        # 7c1d the message, NUL-terminated
+        printf '%s\0' "$msg"
+    } | dd of="$img" conv=notrunc status=none
+    printf '\x55\xaa' | dd of="$img" bs=1 seek=510 conv=notrunc status=none
+}
+
+cmd_boot() {
+    local ns="" mac="" log="" firmware=bios secs=180 disk="" kernel="" initrd="" append=""
+    ns=$1
+    shift
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --mac) mac=$2 ;;
+            --log) log=$2 ;;
+            --firmware) firmware=$2 ;;
+            --timeout) secs=$2 ;;
+            --disk) disk=$2 ;;
+            --kernel) kernel=$2 ;;
+            --initrd) initrd=$2 ;;
+            --append) append=$2 ;;
+            *) die "boot: unknown option $1" ;;
+        esac
+        shift 2
+    done
+    [[ -n "$mac" && -n "$log" ]] || die "boot: --mac and --log are required"
+
+    local args=(-accel tcg -m 1024 -nographic -no-reboot -monitor none
+        -serial "file:$log"
+        -netdev "tap,id=n0,ifname=tap0,script=no,downscript=no"
+        # Lets the local-disk boot sector end the VM (see cmd_local_disk).
+        -device "isa-debug-exit,iobase=0xf4,iosize=0x04")
+    local vars=""
+    case "$firmware" in
+        bios)
+            # SeaBIOS runs the iPXE ROM of the virtio NIC (ipxe-qemu).
+            args+=(-device "virtio-net-pci,netdev=n0,mac=$mac")
+            ;;
+        uefi)
+            [[ -r "$OVMF_CODE" && -r "$OVMF_VARS" ]] || die "OVMF not found (apt-get install ovmf)"
+            vars=$(mktemp --suffix=.ovmf-vars.fd)
+            cp "$OVMF_VARS" "$vars"
+            # romfile= empty: no iPXE option ROM, so OVMF's own UEFI PXE runs.
+            args+=(-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE"
+                -drive "if=pflash,format=raw,file=$vars"
+                -device "virtio-net-pci,netdev=n0,mac=$mac,romfile=")
+            ;;
+        *) die "boot: --firmware must be bios or uefi" ;;
+    esac
+    if [[ -n "$disk" ]]; then
+        args+=(-drive "file=$disk,format=raw,if=ide")
+    fi
+    if [[ -n "$kernel" ]]; then
+        args+=(-kernel "$kernel" -initrd "$initrd" -append "$append")
+    else
+        args+=(-boot n)
+    fi
+
+    : >"$log"
+    local qpid="" rc=0
+    # Runs on every exit of this script, including SIGTERM from a test timeout:
+    # stop the VM we started (by pid) and drop its private VARS copy.
+    # shellcheck disable=SC2064 # expand now: these locals are gone at EXIT
+    trap "[[ -z \"\${qpid:-}\" ]] || kill -TERM \"\$qpid\" 2>/dev/null || true; rm -f '$vars'" EXIT
+    trap 'exit 143' TERM INT HUP
+    timeout -k 5 "$secs" ip netns exec "$ns" qemu-system-x86_64 "${args[@]}" </dev/null &
+    qpid=$!
+    wait "$qpid" || rc=$?
+    qpid=""
+    case "$rc" in
+        0) return 0 ;;
+        # isa-debug-exit with value 1: the local-disk boot sector powered off.
+        3) return 0 ;;
+        124) echo "lab.sh: VM $mac still running after ${secs}s; stopped" >&2; return 124 ;;
+        *) echo "lab.sh: qemu exited with status $rc" >&2; return "$rc" ;;
+    esac
+}
+
+[[ $# -ge 1 ]] || die "usage: see the header of $0"
+sub=$1
+shift
+case "$sub" in
+    kernel) lab_kernel ;;
+    net-up) [[ $# -ge 2 ]] || die "net-up NS CIDR [BRIDGE]"; cmd_net_up "$@" ;;
+    net-down) [[ $# -eq 1 ]] || die "net-down NS"; cmd_net_down "$1" ;;
+    local-disk) [[ $# -eq 1 ]] || die "local-disk IMG"; cmd_local_disk "$1" ;;
+    boot) [[ $# -ge 1 ]] || die "boot NS --mac MAC --log FILE …"; cmd_boot "$@" ;;
+    *) die "unknown command $sub" ;;
+esac
