@@ -114,7 +114,7 @@ fn load(cli: &Cli) -> Result<Config> {
     match Config::load(&cli.config) {
         Ok((mut config, warnings)) => {
             for w in warnings {
-                eprintln!("{}: {w}", cli.config.display());
+                eprintln!("{}:{w}", cli.config.display());
             }
             if let Some(d) = &cli.data_dir {
                 config.server.data_dir = d.clone();
