@@ -182,7 +182,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
         }
         Command::Reload { server } => {
-            let config = load(&cli)?;
+            // Checked here first, so a broken file never reaches the server.
+            let config = load(&cli).context("not reloaded: the running config stays in force")?;
             let token = operator::read(&config.server.data_dir)?;
             let v: serde_json::Value = api(
                 &config,
