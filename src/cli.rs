@@ -114,7 +114,7 @@ fn load(cli: &Cli) -> Result<Config> {
     match Config::load(&cli.config) {
         Ok((mut config, warnings)) => {
             for w in warnings {
-                eprintln!("{}: {w}", cli.config.display());
+                eprintln!("{}:{w}", cli.config.display());
             }
             if let Some(d) = &cli.data_dir {
                 config.server.data_dir = d.clone();
@@ -182,7 +182,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
         }
         Command::Reload { server } => {
-            let config = load(&cli)?;
+            // Checked here first, so a broken file never reaches the server.
+            let config = load(&cli).context("not reloaded: the running config stays in force")?;
             let token = operator::read(&config.server.data_dir)?;
             let v: serde_json::Value = api(
                 &config,

@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use validate::{parse, Finding};
+pub use validate::{parse, Finding, Severity};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/bootherd/bootherd.toml";
 

@@ -12,7 +12,9 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 async fn stream(path: std::path::PathBuf, req: Request) -> Result<Response, HttpError> {
+    // Bigger reads than the 64 KiB default: fewer wakeups per GiB streamed.
     let resp = ServeFile::new(&path)
+        .with_buf_chunk_size(512 * 1024)
         .oneshot(req)
         .await
         .map_err(|e| HttpError::from(anyhow::anyhow!(e)))?;
