@@ -31,9 +31,13 @@ die() {
     exit 1
 }
 
+ns_exists() {
+    ip netns list | awk '{ print $1 }' | grep -qxF "$1"
+}
+
 cmd_net_up() {
     local ns=$1 cidr=$2 br=${3:-bh0}
-    ip netns list | grep -qw "^$ns" || ip netns add "$ns"
+    ns_exists "$ns" || ip netns add "$ns"
     ip -n "$ns" link set lo up
     ip -n "$ns" link add "$br" type bridge
     # No STP and no forward delay: the VM's DHCP must not wait 30 s for the port.
@@ -47,7 +51,7 @@ cmd_net_up() {
 
 cmd_net_down() {
     local ns=$1 pid
-    ip netns list | grep -qw "^$ns" || return 0
+    ns_exists "$ns" || return 0
     # Everything in this namespace was started by the lab; stop it by pid.
     for pid in $(ip netns pids "$ns"); do
         kill -TERM "$pid" 2>/dev/null || true

@@ -70,6 +70,7 @@ case "$seed" in
     http://*/) ;;
     *) fail "seed URL must be http:// and end in / (cloud-init appends the file names): $seed" ;;
 esac
+say "cmdline $cmdline"
 say "seed url=$seed"
 
 # http METHOD URL OUTFILE [EXTRA-HEADER]: one HTTP/1.0 request through busybox nc
