@@ -83,11 +83,24 @@ http() {
     host=${hostport%%:*}
     port=80
     case "$hostport" in *:*) port=${hostport##*:} ;; esac
+    # busybox nc half-closes the socket when its stdin ends, and hyper (under
+    # bootherd's axum) drops a connection whose client half-closed before the
+    # answer was ready. So feed nc through a FIFO held open until nc exits,
+    # which it does when the server closes the connection (HTTP/1.0).
+    rm -f /tmp/request
+    mkfifo /tmp/request
+    timeout 30 nc "$host" "$port" </tmp/request >/tmp/response &
+    ncpid=$!
+    exec 3>/tmp/request
     {
         printf '%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: bootherd-standin\r\nContent-Length: 0\r\n' "$1" "$path" "$hostport"
         [ -z "${4:-}" ] || printf '%s\r\n' "$4"
         printf '\r\n'
-    } | nc "$host" "$port" >/tmp/response || return 1
+    } >&3
+    ncrc=0
+    wait "$ncpid" || ncrc=$?
+    exec 3>&-
+    [ "$ncrc" -eq 0 ] || return 1
     tr -d '\r' </tmp/response >/tmp/response.lf
     sed '1,/^$/d' /tmp/response.lf >"$3"
     head -n 1 /tmp/response.lf
