@@ -73,9 +73,9 @@ esac
 say "cmdline $cmdline"
 say "seed url=$seed"
 
-# http METHOD URL OUTFILE [EXTRA-HEADER]: one HTTP/1.0 request through busybox nc
-# (the static busybox's wget crashes without a libc environment). Writes the
-# body to OUTFILE and prints the status line.
+# http METHOD URL OUTFILE [EXTRA-HEADER [BODY]]: one HTTP/1.0 request through
+# busybox nc (the static busybox's wget crashes without a libc environment).
+# Writes the response body to OUTFILE and prints the status line.
 http() {
     rest=${2#http://}
     hostport=${rest%%/*}
@@ -93,9 +93,10 @@ http() {
     ncpid=$!
     exec 3>/tmp/request
     {
-        printf '%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: bootherd-standin\r\nContent-Length: 0\r\n' "$1" "$path" "$hostport"
+        body=${5:-}
+        printf '%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: bootherd-standin\r\nContent-Length: %s\r\n' "$1" "$path" "$hostport" "${#body}"
         [ -z "${4:-}" ] || printf '%s\r\n' "$4"
-        printf '\r\n'
+        printf '\r\n%s' "$body"
     } >&3
     ncrc=0
     wait "$ncpid" || ncrc=$?
@@ -143,6 +144,18 @@ if [ -n "$iso" ]; then
         *) fail "GET $iso: $status" ;;
     esac
 fi
+
+# subiquity reports progress to the `reporting` webhook; post what it posts
+# when the install starts (bootherd records it and marks the machine installing).
+events=$(sed -n 's/^[[:space:]]*endpoint:[[:space:]]*["'\'']\{0,1\}\(http:[^"'\'' ]*\).*/\1/p' /tmp/user-data | head -n 1)
+[ -n "$events" ] || fail "user-data has no reporting webhook endpoint"
+status=$(http POST "$events" /tmp/event "Content-Type: application/json" \
+    '{"name": "subiquity/Install", "description": "bootherd installer stand-in", "event_type": "start", "origin": "curtin", "level": "INFO"}') ||
+    fail "POST $events: connection failed"
+case "$status" in
+    "HTTP/1."?" 2"*) say "event $status" ;;
+    *) fail "progress event refused: $status $(cat /tmp/event)" ;;
+esac
 
 # The late-command posts the install-finished callback with its one-time token.
 callback=$(grep -o "http://[^'\" ]*/installed?token=[0-9A-Za-z]*" /tmp/user-data | head -n 1)
