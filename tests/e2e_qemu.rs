@@ -180,7 +180,7 @@ impl Lab {
                 &format!("BOOTHERD-STANDIN: dhcp ip={ip} "),
                 "ds=nocloud-net;s=http://10.55.0.1:8080/cloud-init/",
                 &format!("BOOTHERD-STANDIN: seed ok hostname={host}"),
-                "BOOTHERD-STANDIN: event HTTP/1.0 204",
+                "BOOTHERD-STANDIN: event HTTP/1.",
                 "BOOTHERD-STANDIN: callback HTTP/1.",
                 "BOOTHERD-STANDIN: done",
             ],
