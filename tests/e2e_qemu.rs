@@ -217,6 +217,15 @@ fn bios_install_local_boot_and_reimage() {
     // 1. First boot: reserved IP, chain script, installer kernel + initrd; the
     //    stand-in fetches the seed and reports the install finished.
     let serial = lab.boot("1-install", MAC, "bios", Some(&disk));
+    // iPXE's own report of bootherd's DHCP answer: the reservation and the script URL.
+    lab.expect(
+        &serial,
+        &[
+            "net0: 10.55.0.11/",
+            "Filename: http://10.55.0.1:8080/boot.ipxe",
+        ],
+        "first boot",
+    );
     lab.expect_install(&serial, "cp1", "10.55.0.11", "first boot");
     for file in [
         "/boot.ipxe",
@@ -283,6 +292,16 @@ fn uefi_pxe_install() {
     let lab = Lab::start("qu", &machine(MAC, "cp2", "control-plane", "10.55.0.12"));
     let t0 = Instant::now();
     let serial = lab.boot("uefi-install", MAC, "uefi", None);
+    // OVMF's PXE reports bootherd's DHCP offer and the TFTP download of iPXE.
+    lab.expect(
+        &serial,
+        &[
+            "Station IP address is 10.55.0.12",
+            "NBP filename is ipxe.efi",
+            "NBP file downloaded successfully",
+        ],
+        "UEFI boot",
+    );
     lab.expect_install(&serial, "cp2", "10.55.0.12", "UEFI boot");
     let cmdline = serial
         .lines()
