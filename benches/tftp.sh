@@ -9,52 +9,23 @@
 # delay (netem on the server's veth) where RFC 7440 windowsize pays off, and
 # times lock-step vs windowsize 16 downloads of the 8 MiB file per server.
 #
-# Knobs: BENCH_HARNESS [/work/shared/bench], BOOTHERD [target/release/bootherd,
+# Knobs: BENCH_HARNESS [../shared/bench], BOOTHERD [target/release/bootherd,
 # built when missing], LAT_PEERS ["tftpd-hpa atftpd bootherd"], LAT_REPS [3],
 # LAT_DELAY [1ms], SKIP_HARNESS=1 (part 2 only), and the harness's own knobs.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-HARNESS=${BENCH_HARNESS:-/work/shared/bench}
-export BOOTHERD=${BOOTHERD:-$REPO/target/release/bootherd}
-if [ ! -x "$BOOTHERD" ]; then
-    (cd "$REPO" && cargo build --release --bin bootherd)
-fi
+HARNESS=${BENCH_HARNESS:-$REPO/../shared/bench}
+BOOTHERD=${BOOTHERD:-$REPO/target/release/bootherd}
+echo "building bootherd (release)" >&2
+cargo build --release --bin bootherd --manifest-path "$REPO/Cargo.toml" >&2
 
-# The command the harness runs inside the server namespace: a config from the
-# BENCH_* environment (TFTP only; DHCP off; an HTTP port nothing else uses),
-# then `bootherd serve` in the foreground.
-# shellcheck disable=SC2016  # expanded later, by the harness's bash -c
-OURS_TFTP_CMD_DEFAULT='cfg="$BENCH_STATE_DIR/bootherd.toml"
-cat > "$cfg" <<EOF
-[server]
-interface = "$BENCH_IFACE"
-address = "$BENCH_SERVER_IP"
-http_port = 18080
-data_dir = "$BENCH_STATE_DIR/data"
-
-[dhcp]
-mode = "off"
-
-[tftp]
-port = ${BENCH_TFTP_PORT:-69}
-root = "$BENCH_TFTP_ROOT"
-
-[cluster]
-name = "bench"
-kubernetes_version = "1.31"
-endpoint = "10.77.0.100:6443"
-load_balancer = "stacked"
-
-[[machine]]
-mac = "52:54:00:be:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.77.0.11"
-EOF
-mkdir -p "$BENCH_STATE_DIR/data"
-exec "$BOOTHERD" serve --config "$cfg"'
+# The command the harness runs inside the server namespace: benches/bench-server.sh
+# writes a config from the BENCH_* environment (for BENCH_ROLE=tftp: [tftp]
+# root = $BENCH_TFTP_ROOT on port 69, DHCP off, one stacked control plane so it
+# validates) and execs `bootherd serve --config ...`.
+export BOOTHERD_BIN=$BOOTHERD
 export OURS_NAME=bootherd
-export OURS_TFTP_CMD=${OURS_TFTP_CMD:-$OURS_TFTP_CMD_DEFAULT}
+export OURS_TFTP_CMD=${OURS_TFTP_CMD:-"exec bash $REPO/benches/bench-server.sh"}
 
 if [ "${SKIP_HARNESS:-0}" != 1 ]; then
     "$HARNESS/tftp.sh"
@@ -79,7 +50,9 @@ mkdir -p "$OUTD"
 bench_net_up
 # Egress delay on the server side only: every DATA (and OACK) waits 1 ms, so
 # one lock-step round trip costs >= 1 ms.
-ip netns exec "$NS_SRV" tc qdisc add dev "$SRV_IF" root netem delay "$LAT_DELAY" limit 100000
+if ! ip netns exec "$NS_SRV" tc qdisc add dev "$SRV_IF" root netem delay "$LAT_DELAY" limit 100000; then
+    bench_die "this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM): the latency part cannot run here"
+fi
 bench_set_pin none
 
 start() { # peer -> PG

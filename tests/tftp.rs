@@ -667,3 +667,130 @@ fn raspberry_pi_early_terminate_then_retry() {
         deadline.saturating_duration_since(last)
     );
 }
+
+// ---- through `bootherd serve`, in network namespaces ----
+
+/// `bootherd serve` on a veth LAN: real clients in the other namespace fetch
+/// a boot file byte-identical (lock-step and windowsize 16), an iPXE build
+/// under its well-known name, get refused on a write, and each transfer is
+/// logged with its outcome.
+#[test]
+fn serve_binary_in_namespace() {
+    common::require(&["tftp", "atftp"]);
+    let lan = common::Lan::new("tf", "10.55.0.1/24");
+    lan.client
+        .ip(&["addr", "add", "10.55.0.2/24", "dev", "cl0"]);
+    let config = common::lan_config(&common::machine(
+        "52:54:00:aa:00:01",
+        "cp1",
+        "control-plane",
+        "10.55.0.11",
+    ));
+    // TFTP alone: the clients here have static addresses.
+    let config = config.replace(r#"mode = "authoritative""#, r#"mode = "off""#);
+    let server = common::Server::start(&lan.server, &config);
+    // The default boot directory is <data_dir>/tftp; requests read it when they arrive.
+    let root = server.data_dir.join("tftp");
+    std::fs::create_dir_all(&root).unwrap();
+    let want = pattern(2 * 1024 * 1024 + 11, 9);
+    std::fs::write(root.join("boot.bin"), &want).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ws16");
+    let o = run(lan
+        .client
+        .cmd("atftp")
+        .args(["--get", "-r", "boot.bin", "-l"])
+        .arg(&out)
+        .args([
+            "--option",
+            "blksize 1468",
+            "--option",
+            "windowsize 16",
+            "10.55.0.1",
+        ]));
+    assert!(
+        o.status.success(),
+        "atftp in the namespace: {}\n{}",
+        text(&o),
+        server.log()
+    );
+    assert_same(
+        &std::fs::read(&out).unwrap(),
+        &want,
+        "boot.bin with windowsize 16",
+    );
+
+    let out = dir.path().join("hpa");
+    let o = run(lan
+        .client
+        .cmd("tftp")
+        .args(["-m", "binary", "10.55.0.1", "-c", "get", "boot.bin"])
+        .arg(&out));
+    assert!(
+        o.status.success() && !text(&o).contains("Error"),
+        "tftp in the namespace: {}",
+        text(&o)
+    );
+    assert_same(
+        &std::fs::read(&out).unwrap(),
+        &want,
+        "boot.bin with tftp-hpa",
+    );
+
+    // The BIOS PXE boot file comes from the iPXE builds, not the boot directory.
+    let system = std::path::Path::new(bootherd::bootfiles::SYSTEM_IPXE_DIR).join("undionly.kpxe");
+    if system.is_file() {
+        let out = dir.path().join("undionly.kpxe");
+        let o = run(lan
+            .client
+            .cmd("atftp")
+            .args(["--get", "-r", "undionly.kpxe", "-l"])
+            .arg(&out)
+            .args(["--option", "blksize 1468", "10.55.0.1"]));
+        assert!(o.status.success(), "undionly.kpxe: {}", text(&o));
+        assert_same(
+            &std::fs::read(&out).unwrap(),
+            &std::fs::read(&system).unwrap(),
+            "undionly.kpxe",
+        );
+    }
+
+    let local = dir.path().join("up");
+    std::fs::write(&local, b"no").unwrap();
+    let o = run(lan
+        .client
+        .cmd("tftp")
+        .args(["-m", "binary", "10.55.0.1", "-c", "put"])
+        .arg(&local)
+        .arg("up"));
+    assert!(
+        text(&o).contains("Error code 2") || text(&o).contains("Access violation"),
+        "put: {}",
+        text(&o)
+    );
+    assert!(
+        !root.join("up").exists(),
+        "a write reached the boot directory"
+    );
+
+    let log = server.log();
+    assert!(
+        log.contains("TFTP transfer started") && log.contains("boot.bin"),
+        "no start line:\n{log}"
+    );
+    let ended = log
+        .lines()
+        .filter(|l| {
+            l.contains("TFTP transfer ended") && l.contains("boot.bin") && l.contains("complete")
+        })
+        .count();
+    assert!(
+        ended >= 2,
+        "expected two completed boot.bin transfers in the log:\n{log}"
+    );
+    assert!(
+        log.contains("TFTP write refused"),
+        "no refusal line:\n{log}"
+    );
+}
