@@ -1,0 +1,796 @@
+//! The TFTP server against real clients (tftp-hpa's `tftp`, `atftp`, `curl`)
+//! and hand-made packets. Most tests run the server in-process on
+//! 127.0.0.1 and a free high port (no root needed); `serve_binary_in_namespace`
+//! goes through `bootherd serve` inside network namespaces.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A file of `len` pseudo-random bytes (xorshift: no two blocks alike, so a
+/// duplicated or skipped block cannot go unnoticed).
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+const SECRET: &[u8] = b"TOP-SECRET-OUTSIDE-THE-ROOT\n";
+
+/// An in-process TFTP server over a temporary boot directory with:
+/// `small.txt`, `one.bin` (3 MiB + 7), `exact.bin` (4 × 1468 bytes),
+/// `pi/start4.elf` (700 KiB + 3), `escape` (a symlink to a file outside the root).
+struct Tftpd {
+    addr: SocketAddr,
+    root: PathBuf,
+    outside: PathBuf,
+    _rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl Tftpd {
+    fn start() -> Tftpd {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let data = dir.path().join("data");
+        let outside = dir.path().join("outside");
+        for d in [&root, &data, &outside, &root.join("pi")] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(root.join("small.txt"), b"hello from bootherd\n").unwrap();
+        std::fs::write(root.join("one.bin"), pattern(3 * 1024 * 1024 + 7, 1)).unwrap();
+        std::fs::write(root.join("exact.bin"), pattern(4 * 1468, 2)).unwrap();
+        std::fs::write(root.join("pi/start4.elf"), pattern(700 * 1024 + 3, 3)).unwrap();
+        std::fs::write(outside.join("secret.txt"), SECRET).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("escape")).unwrap();
+        // A free port: the race with other processes is harmless in a test.
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let text = format!(
+            r#"[server]
+interface = "lo"
+address = "127.0.0.1"
+http_port = 18080
+data_dir = "{data}"
+
+[dhcp]
+mode = "off"
+
+[tftp]
+port = {port}
+root = "{root}"
+
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+load_balancer = "stacked"
+
+[[machine]]
+mac = "52:54:00:aa:00:01"
+hostname = "cp1"
+role = "control-plane"
+ip = "10.55.0.11"
+"#,
+            data = data.display(),
+            root = root.display()
+        );
+        let (config, _) =
+            bootherd::config::parse(&text).unwrap_or_else(|e| panic!("test config: {e:?}"));
+        let store = bootherd::store::SqliteStore::open(&data).unwrap();
+        let app = Arc::new(bootherd::app::App::new(config, None, None, Arc::new(store)));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.spawn(async move {
+            if let Err(e) = bootherd::tftp::serve(app).await {
+                panic!("TFTP server failed: {e:#}");
+            }
+        });
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let t = Tftpd {
+            addr,
+            root,
+            outside,
+            _rt: rt,
+            _dir: dir,
+        };
+        t.wait_ready();
+        t
+    }
+
+    /// Waits until the server answers a request.
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if fetch(self.addr, "small.txt", &[], Duration::from_millis(200)).is_ok() {
+                return;
+            }
+        }
+        panic!("the TFTP server did not answer within 10 s");
+    }
+
+    fn host(&self) -> String {
+        self.addr.ip().to_string()
+    }
+
+    fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    fn file(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.root.join(name)).unwrap()
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn require(tools: &[&str]) {
+    for t in tools {
+        let ok = Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "`{t}` is not installed: run `sudo tests/install-deps.sh` (or `bash .ci/run`)"
+        );
+    }
+}
+
+/// Asserts that `got` is byte-identical to `want`, saying where it differs.
+fn assert_same(got: &[u8], want: &[u8], what: &str) {
+    if got != want {
+        let at = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        panic!(
+            "{what}: {} bytes received, {} expected, first difference at byte {at}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
+// ---- a minimal TFTP client, for what the real clients cannot do ----
+
+fn rrq(name: &[u8], mode: &str, opts: &[(&str, &str)]) -> Vec<u8> {
+    let mut p = vec![0, 1];
+    p.extend_from_slice(name);
+    p.push(0);
+    p.extend_from_slice(mode.as_bytes());
+    p.push(0);
+    for (k, v) in opts {
+        p.extend_from_slice(k.as_bytes());
+        p.push(0);
+        p.extend_from_slice(v.as_bytes());
+        p.push(0);
+    }
+    p
+}
+
+fn ack(block: u16) -> Vec<u8> {
+    let mut p = vec![0, 4];
+    p.extend_from_slice(&block.to_be_bytes());
+    p
+}
+
+#[derive(Debug, PartialEq)]
+enum Reply {
+    Data(u16, Vec<u8>),
+    Oack(Vec<(String, String)>),
+    Error(u16, String),
+    Other(Vec<u8>),
+}
+
+fn decode(p: &[u8]) -> Reply {
+    let op = u16::from_be_bytes([p[0], p[1]]);
+    match op {
+        3 => Reply::Data(u16::from_be_bytes([p[2], p[3]]), p[4..].to_vec()),
+        5 => Reply::Error(
+            u16::from_be_bytes([p[2], p[3]]),
+            String::from_utf8_lossy(&p[4..])
+                .trim_end_matches('\0')
+                .to_string(),
+        ),
+        6 => {
+            let parts: Vec<String> = p[2..]
+                .split(|b| *b == 0)
+                .map(|s| String::from_utf8_lossy(s).to_lowercase())
+                .collect();
+            Reply::Oack(
+                parts
+                    .chunks(2)
+                    .filter(|c| c.len() == 2)
+                    .map(|c| (c[0].clone(), c[1].clone()))
+                    .collect(),
+            )
+        }
+        _ => Reply::Other(p.to_vec()),
+    }
+}
+
+fn recv(sock: &UdpSocket) -> Option<(Reply, SocketAddr)> {
+    let mut buf = vec![0u8; 65536];
+    match sock.recv_from(&mut buf) {
+        Ok((n, from)) if n >= 4 => Some((decode(&buf[..n]), from)),
+        Ok((n, from)) => Some((Reply::Other(buf[..n].to_vec()), from)),
+        Err(_) => None,
+    }
+}
+
+fn client_socket(timeout: Duration) -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s
+}
+
+/// Fetches `name` in lock-step (RFC 1350, with RFC 2347 options when given).
+/// `Err` carries the server's ERROR (code, message), or code 0xffff on timeout.
+fn fetch(
+    server: SocketAddr,
+    name: &str,
+    opts: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<Vec<u8>, (u16, String)> {
+    let sock = client_socket(timeout);
+    sock.send_to(&rrq(name.as_bytes(), "octet", opts), server)
+        .unwrap();
+    let mut blksize = 512;
+    let mut out = Vec::new();
+    let mut expect: u16 = 1;
+    loop {
+        let Some((reply, from)) = recv(&sock) else {
+            return Err((0xffff, "timeout".into()));
+        };
+        match reply {
+            Reply::Oack(o) if expect == 1 => {
+                if let Some((_, v)) = o.iter().find(|(k, _)| k == "blksize") {
+                    blksize = v.parse().unwrap();
+                }
+                sock.send_to(&ack(0), from).unwrap();
+            }
+            Reply::Data(b, d) if b == expect => {
+                out.extend_from_slice(&d);
+                sock.send_to(&ack(b), from).unwrap();
+                expect = expect.wrapping_add(1);
+                if d.len() < blksize {
+                    return Ok(out);
+                }
+            }
+            Reply::Data(..) => {}
+            Reply::Error(c, m) => return Err((c, m)),
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+}
+
+// ---- real clients ----
+
+#[test]
+fn atftp_blksize_1468_byte_identical() {
+    require(&["atftp"]);
+    let t = Tftpd::start();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["one.bin", "exact.bin", "small.txt"] {
+        let out = dir.path().join(name);
+        let o = run(Command::new("atftp")
+            .args(["--trace", "--get", "-r", name, "-l"])
+            .arg(&out)
+            .args(["--option", "blksize 1468", "--option", "tsize 0"])
+            .args([t.host(), t.port()]));
+        assert!(o.status.success(), "atftp {name}: {}", text(&o));
+        // The server must have acknowledged the options, not fallen back to 512.
+        let trace = text(&o);
+        assert!(
+            trace.contains("blksize: 1468"),
+            "no blksize in the OACK:\n{trace}"
+        );
+        let size = t.file(name).len();
+        assert!(
+            trace.contains(&format!("tsize: {size}")),
+            "no tsize {size} in the OACK:\n{trace}"
+        );
+        assert_same(&std::fs::read(&out).unwrap(), &t.file(name), name);
+    }
+}
+
+#[test]
+fn atftp_windowsize_16_byte_identical() {
+    require(&["atftp"]);
+    let t = Tftpd::start();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["one.bin", "exact.bin"] {
+        let out = dir.path().join(name);
+        let o = run(Command::new("atftp")
+            .args(["--trace", "--get", "-r", name, "-l"])
+            .arg(&out)
+            .args(["--option", "blksize 1468", "--option", "windowsize 16"])
+            .args([t.host(), t.port()]));
+        assert!(o.status.success(), "atftp {name}: {}", text(&o));
+        let trace = text(&o);
+        assert!(
+            trace.contains("windowsize: 16"),
+            "no windowsize in the OACK:\n{trace}"
+        );
+        assert_same(&std::fs::read(&out).unwrap(), &t.file(name), name);
+    }
+}
+
+#[test]
+fn curl_blksize_1468_byte_identical() {
+    require(&["curl"]);
+    let t = Tftpd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("one.bin");
+    let o = run(Command::new("curl")
+        .args(["-sS", "--tftp-blksize", "1468", "-o"])
+        .arg(&out)
+        .arg(format!("tftp://{}/one.bin", t.addr)));
+    assert!(o.status.success(), "curl: {}", text(&o));
+    assert_same(&std::fs::read(&out).unwrap(), &t.file("one.bin"), "one.bin");
+}
+
+/// 40 MiB at 512-byte blocks is 81920 blocks: the block number wraps past 65535.
+#[test]
+fn tftp_hpa_block_number_rollover() {
+    require(&["tftp"]);
+    let t = Tftpd::start();
+    std::fs::write(t.root.join("forty.bin"), pattern(40 * 1024 * 1024 + 100, 4)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("forty.bin");
+    let o = run(Command::new("tftp")
+        .args([
+            "-m",
+            "binary",
+            &t.host(),
+            &t.port(),
+            "-c",
+            "get",
+            "forty.bin",
+        ])
+        .arg(&out));
+    assert!(
+        o.status.success() && !text(&o).contains("Error"),
+        "tftp: {}",
+        text(&o)
+    );
+    assert_same(
+        &std::fs::read(&out).unwrap(),
+        &t.file("forty.bin"),
+        "forty.bin",
+    );
+}
+
+#[test]
+fn twenty_concurrent_transfers_byte_identical() {
+    require(&["curl", "atftp"]);
+    let t = Tftpd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let want = t.file("one.bin");
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            let out = dir.path().join(format!("out{i}"));
+            // Half curl (lock-step), half atftp with a window: both paths at once.
+            let child = if i % 2 == 0 {
+                Command::new("curl")
+                    .args(["-sS", "--tftp-blksize", "1468", "-o"])
+                    .arg(&out)
+                    .arg(format!("tftp://{}/one.bin", t.addr))
+                    .stderr(Stdio::piped())
+                    .spawn()
+            } else {
+                Command::new("atftp")
+                    .args(["--get", "-r", "one.bin", "-l"])
+                    .arg(&out)
+                    .args(["--option", "blksize 1468", "--option", "windowsize 8"])
+                    .args([t.host(), t.port()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+            };
+            (out, child.unwrap())
+        })
+        .collect();
+    for (out, child) in children {
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "client for {}: {}",
+            out.display(),
+            text(&o)
+        );
+        assert_same(
+            &std::fs::read(&out).unwrap(),
+            &want,
+            &out.display().to_string(),
+        );
+    }
+}
+
+// ---- refusals ----
+
+#[test]
+fn traversal_and_links_out_of_the_root_are_refused() {
+    require(&["tftp"]);
+    let t = Tftpd::start();
+    let outside_rel = format!(
+        "../{}/secret.txt",
+        t.outside.file_name().unwrap().to_str().unwrap()
+    );
+    let outside_abs = t.outside.join("secret.txt").display().to_string();
+    // (name, expected TFTP error code): 2 = access violation.
+    let cases = [
+        (outside_rel.as_str(), 2),
+        ("../outside/secret.txt", 2),
+        ("pi/../../outside/secret.txt", 2),
+        (outside_abs.as_str(), 2),
+        ("/etc/passwd", 2),
+        ("escape", 2),
+        ("..\\outside\\secret.txt", 2),
+        ("no-such-file", 1),
+    ];
+    for (name, code) in cases {
+        match fetch(t.addr, name, &[], Duration::from_secs(3)) {
+            Err((c, _)) => assert_eq!(c, code, "{name:?}: wrong error code"),
+            Ok(data) => panic!("{name:?} was served ({} bytes)", data.len()),
+        }
+    }
+    // A NUL inside the name ends the name at the NUL; what follows it is
+    // taken as the mode. Whatever the server does, it must not serve the secret.
+    let sock = client_socket(Duration::from_secs(1));
+    for raw in [
+        &b"\0\x01escape\0octet\0"[..],
+        b"\0\x01small.txt\0../outside/secret.txt\0octet\0",
+        b"\0\x01../outside/secret.txt\0octet\0",
+    ] {
+        sock.send_to(raw, t.addr).unwrap();
+        // Silence (the request was dropped as malformed) or an ERROR are both fine.
+        if let Some((reply, _)) = recv(&sock) {
+            assert!(
+                matches!(reply, Reply::Error(..)),
+                "raw request {raw:?} got {reply:?}"
+            );
+        }
+    }
+    // The real client too: it must fail and leave no secret behind.
+    let dir = tempfile::tempdir().unwrap();
+    for name in [outside_rel.as_str(), "/etc/passwd", "escape"] {
+        let out = dir.path().join("got");
+        let o = run(Command::new("tftp")
+            .args(["-m", "binary", &t.host(), &t.port(), "-c", "get", name])
+            .arg(&out));
+        assert!(
+            text(&o).contains("Access violation") || text(&o).contains("Error code 2"),
+            "tftp get {name}: {}",
+            text(&o)
+        );
+        let got = std::fs::read(&out).unwrap_or_default();
+        assert!(got.is_empty(), "tftp get {name} wrote {} bytes", got.len());
+    }
+}
+
+#[test]
+fn write_requests_are_refused() {
+    require(&["tftp", "atftp"]);
+    let t = Tftpd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("upload.txt");
+    std::fs::write(&local, b"should never arrive").unwrap();
+    let o = run(Command::new("tftp")
+        .args(["-m", "binary", &t.host(), &t.port(), "-c", "put"])
+        .arg(&local)
+        .arg("upload.txt"));
+    assert!(
+        text(&o).contains("Access violation") || text(&o).contains("Error code 2"),
+        "tftp put: {}",
+        text(&o)
+    );
+    let o = run(Command::new("atftp")
+        .args(["--put", "-l"])
+        .arg(&local)
+        .args(["-r", "small.txt", &t.host(), &t.port()]));
+    assert!(!o.status.success(), "atftp --put succeeded: {}", text(&o));
+    assert!(
+        !t.root.join("upload.txt").exists(),
+        "a file was written into the root"
+    );
+    assert_eq!(
+        t.file("small.txt"),
+        b"hello from bootherd\n",
+        "small.txt was overwritten"
+    );
+    // A raw WRQ gets ERROR access violation.
+    let sock = client_socket(Duration::from_secs(3));
+    let mut wrq = rrq(b"new.bin", "octet", &[]);
+    wrq[1] = 2;
+    sock.send_to(&wrq, t.addr).unwrap();
+    match recv(&sock) {
+        Some((Reply::Error(2, _), _)) => {}
+        other => panic!("WRQ got {other:?}"),
+    }
+    assert!(!t.root.join("new.bin").exists());
+}
+
+#[test]
+fn malformed_packets_do_not_stop_the_server() {
+    require(&["python3", "curl"]);
+    let t = Tftpd::start();
+    // Random bytes, truncated and unterminated RRQs, unknown opcodes, absurd
+    // option values, DATA/ACK/ERROR/OACK to the request port, an empty and
+    // an oversized datagram, a hostile option list.
+    let script = r#"
+import os, random, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+random.seed(7)
+pkts = [b"", b"\x00", b"\x00\x01", b"\x00\x01small.txt", b"\x00\x01small.txt\x00", b"\x00\x01small.txt\x00octet",
+        b"\x00\x01small.txt\x00bogusmode\x00", b"\x00\x09small.txt\x00octet\x00", b"\xff\xff" + b"A" * 50,
+        b"\x00\x03\x00\x01" + b"x" * 512, b"\x00\x04\x00\x01", b"\x00\x05\x00\x01oops\x00", b"\x00\x06blksize\x001468\x00",
+        b"\x00\x01small.txt\x00octet\x00blksize\x000\x00", b"\x00\x01small.txt\x00octet\x00blksize\x0099999999999999999999\x00",
+        b"\x00\x01small.txt\x00octet\x00windowsize\x000\x00", b"\x00\x01small.txt\x00octet\x00windowsize\x00-1\x00",
+        b"\x00\x01small.txt\x00octet\x00tsize\x00-5\x00timeout\x00999\x00", b"\x00\x01small.txt\x00octet\x00blksize\x00",
+        b"\x00\x01one.bin\x00octet\x00blksize\x0065464\x00windowsize\x0065535\x00",
+        b"\x00\x01" + b"a" * 3000 + b"\x00octet\x00", b"\x00\x01" + b"\xc3\x28\x00octet\x00", b"\x00\x01" + b"\x00" * 40,
+        b"\x00\x01small.txt\x00octet\x00" + b"opt\x00" * 2000]
+for _ in range(300):
+    pkts.append(bytes(random.getrandbits(8) for _ in range(random.randint(1, 600))))
+for p in pkts:
+    try:
+        s.sendto(p, (host, port))
+    except OSError:
+        pass
+print(len(pkts))
+"#;
+    let o = run(Command::new("python3").args(["-c", script, &t.host(), &t.port()]));
+    assert!(o.status.success(), "python3: {}", text(&o));
+    std::thread::sleep(Duration::from_millis(300));
+    // A real client is still served, byte-identical.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("one.bin");
+    let o = run(Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--tftp-blksize", "1468", "-o"])
+        .arg(&out)
+        .arg(format!("tftp://{}/one.bin", t.addr)));
+    assert!(
+        o.status.success(),
+        "curl after malformed packets: {}",
+        text(&o)
+    );
+    assert_same(&std::fs::read(&out).unwrap(), &t.file("one.bin"), "one.bin");
+    // And the absurd values were not taken at face value: blksize 0 is not an option.
+    match fetch(
+        t.addr,
+        "small.txt",
+        &[("blksize", "0")],
+        Duration::from_secs(3),
+    ) {
+        Ok(d) => assert_eq!(d, t.file("small.txt")),
+        Err(e) => panic!("blksize 0 request failed: {e:?}"),
+    }
+}
+
+// ---- the Raspberry Pi pattern ----
+
+/// The Pi asks with `tsize 0 blksize 1024`, aborts after the OACK with ERROR
+/// 0 "Early terminate", and asks again at once from a new port. The retry
+/// must be answered at once and the whole file served; the aborted transfer
+/// must not linger.
+#[test]
+fn raspberry_pi_early_terminate_then_retry() {
+    let t = Tftpd::start();
+    let want = t.file("pi/start4.elf");
+    let opts = [("tsize", "0"), ("blksize", "1024")];
+
+    // Its first probe: the serial-number directory that does not exist gets a fast "not found".
+    let started = Instant::now();
+    assert_eq!(
+        fetch(t.addr, "d9780558/start4.elf", &opts, Duration::from_secs(2))
+            .unwrap_err()
+            .0,
+        1
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "not-found took {:?}",
+        started.elapsed()
+    );
+
+    let first = client_socket(Duration::from_secs(2));
+    first
+        .send_to(&rrq(b"pi/start4.elf", "octet", &opts), t.addr)
+        .unwrap();
+    let (reply, transfer) = recv(&first).expect("no OACK");
+    let Reply::Oack(o) = reply else {
+        panic!("expected an OACK, got {reply:?}")
+    };
+    assert!(
+        o.contains(&("tsize".into(), want.len().to_string())),
+        "OACK {o:?}"
+    );
+    assert!(o.contains(&("blksize".into(), "1024".into())), "OACK {o:?}");
+    let mut err = vec![0, 5, 0, 0];
+    err.extend_from_slice(b"Early terminate\0");
+    first.send_to(&err, transfer).unwrap();
+
+    let started = Instant::now();
+    let data =
+        fetch(t.addr, "pi/start4.elf", &opts, Duration::from_secs(2)).expect("the retry failed");
+    let took = started.elapsed();
+    assert_same(&data, &want, "pi/start4.elf after Early terminate");
+    assert!(took < Duration::from_secs(2), "the retry took {took:?}");
+
+    // The aborted transfer gives up: after at most ~6 s nothing more arrives on the first port.
+    first
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(9);
+    let mut last = Instant::now();
+    while Instant::now() < deadline {
+        if recv(&first).is_some() {
+            last = Instant::now();
+        }
+    }
+    assert!(
+        deadline - last.min(deadline) >= Duration::from_millis(2500),
+        "the aborted transfer was still retransmitting {:?} before the end",
+        deadline.saturating_duration_since(last)
+    );
+}
+
+// ---- through `bootherd serve`, in network namespaces ----
+
+/// `bootherd serve` on a veth LAN: real clients in the other namespace fetch
+/// a boot file byte-identical (lock-step and windowsize 16), an iPXE build
+/// under its well-known name, get refused on a write, and each transfer is
+/// logged with its outcome.
+#[test]
+fn serve_binary_in_namespace() {
+    common::require(&["tftp", "atftp"]);
+    let lan = common::Lan::new("tf", "10.55.0.1/24");
+    lan.client
+        .ip(&["addr", "add", "10.55.0.2/24", "dev", "cl0"]);
+    let config = common::lan_config(&common::machine(
+        "52:54:00:aa:00:01",
+        "cp1",
+        "control-plane",
+        "10.55.0.11",
+    ));
+    // TFTP alone: the clients here have static addresses.
+    let config = config.replace(r#"mode = "authoritative""#, r#"mode = "off""#);
+    let server = common::Server::start(&lan.server, &config);
+    // The default boot directory is <data_dir>/tftp; requests read it when they arrive.
+    let root = server.data_dir.join("tftp");
+    std::fs::create_dir_all(&root).unwrap();
+    let want = pattern(2 * 1024 * 1024 + 11, 9);
+    std::fs::write(root.join("boot.bin"), &want).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ws16");
+    let o = run(lan
+        .client
+        .cmd("atftp")
+        .args(["--get", "-r", "boot.bin", "-l"])
+        .arg(&out)
+        .args([
+            "--option",
+            "blksize 1468",
+            "--option",
+            "windowsize 16",
+            "10.55.0.1",
+        ]));
+    assert!(
+        o.status.success(),
+        "atftp in the namespace: {}\n{}",
+        text(&o),
+        server.log()
+    );
+    assert_same(
+        &std::fs::read(&out).unwrap(),
+        &want,
+        "boot.bin with windowsize 16",
+    );
+
+    let out = dir.path().join("hpa");
+    let o = run(lan
+        .client
+        .cmd("tftp")
+        .args(["-m", "binary", "10.55.0.1", "-c", "get", "boot.bin"])
+        .arg(&out));
+    assert!(
+        o.status.success() && !text(&o).contains("Error"),
+        "tftp in the namespace: {}",
+        text(&o)
+    );
+    assert_same(
+        &std::fs::read(&out).unwrap(),
+        &want,
+        "boot.bin with tftp-hpa",
+    );
+
+    // The BIOS PXE boot file comes from the iPXE builds, not the boot directory.
+    let system = std::path::Path::new(bootherd::bootfiles::SYSTEM_IPXE_DIR).join("undionly.kpxe");
+    if system.is_file() {
+        let out = dir.path().join("undionly.kpxe");
+        let o = run(lan
+            .client
+            .cmd("atftp")
+            .args(["--get", "-r", "undionly.kpxe", "-l"])
+            .arg(&out)
+            .args(["--option", "blksize 1468", "10.55.0.1"]));
+        assert!(o.status.success(), "undionly.kpxe: {}", text(&o));
+        assert_same(
+            &std::fs::read(&out).unwrap(),
+            &std::fs::read(&system).unwrap(),
+            "undionly.kpxe",
+        );
+    }
+
+    let local = dir.path().join("up");
+    std::fs::write(&local, b"no").unwrap();
+    let o = run(lan
+        .client
+        .cmd("tftp")
+        .args(["-m", "binary", "10.55.0.1", "-c", "put"])
+        .arg(&local)
+        .arg("up"));
+    assert!(
+        text(&o).contains("Error code 2") || text(&o).contains("Access violation"),
+        "put: {}",
+        text(&o)
+    );
+    assert!(
+        !root.join("up").exists(),
+        "a write reached the boot directory"
+    );
+
+    let log = server.log();
+    assert!(
+        log.contains("TFTP transfer started") && log.contains("boot.bin"),
+        "no start line:\n{log}"
+    );
+    let ended = log
+        .lines()
+        .filter(|l| {
+            l.contains("TFTP transfer ended") && l.contains("boot.bin") && l.contains("complete")
+        })
+        .count();
+    assert!(
+        ended >= 2,
+        "expected two completed boot.bin transfers in the log:\n{log}"
+    );
+    assert!(
+        log.contains("TFTP write refused"),
+        "no refusal line:\n{log}"
+    );
+}
