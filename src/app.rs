@@ -3,7 +3,7 @@
 //! `Arc<App>` and ask it; none of them keeps its own copy of the inventory.
 
 use crate::boot::{self, BootAction, Client};
-use crate::config::{Config, Finding, LoadError, Machine};
+use crate::config::{Config, Finding, Machine};
 use crate::inventory::{Event, State};
 use crate::mac::MacAddr;
 use crate::render::Renderer;
@@ -30,19 +30,32 @@ impl App {
         store: Arc<dyn Store>,
     ) -> App {
         let renderer = Renderer::new(&config.server.data_dir);
-        App { config: RwLock::new(Arc::new(config)), config_path, data_dir_override, store, renderer }
+        App {
+            config: RwLock::new(Arc::new(config)),
+            config_path,
+            data_dir_override,
+            store,
+            renderer,
+        }
     }
 
     /// The config in force now. Cheap: callers take one per request and use it throughout.
     pub fn config(&self) -> Arc<Config> {
-        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Re-reads the config file. A file that does not validate is refused
     /// with its findings and the running config stays.
-    pub fn reload(&self) -> Result<Vec<Finding>, LoadError> {
-        let Some(path) = &self.config_path else { return Ok(Vec::new()) };
+    pub fn reload(&self) -> Result<Vec<Finding>> {
+        let Some(path) = &self.config_path else {
+            return Ok(Vec::new());
+        };
         let (mut config, warnings) = Config::load(path)?;
+        // Templates first: a broken override refuses the whole reload.
+        self.renderer.reload()?;
         if let Some(d) = &self.data_dir_override {
             config.server.data_dir = d.clone();
         }
@@ -72,7 +85,9 @@ impl App {
 
     /// The machine's config entry with its lifecycle state; `None` when not configured.
     pub fn lookup(&self, config: &Config, mac: MacAddr) -> Result<Option<(Machine, State)>> {
-        let Some(machine) = config.machine_by_mac(mac) else { return Ok(None) };
+        let Some(machine) = config.machine_by_mac(mac) else {
+            return Ok(None);
+        };
         Ok(Some((machine.clone(), self.state_of(config, mac)?)))
     }
 

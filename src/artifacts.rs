@@ -14,18 +14,29 @@ const KERNEL_CONSOLE: &str = "console=tty1 console=ttyS0,115200n8";
 
 /// The iPXE script for a request to `/boot.ipxe`. Without a MAC it is the
 /// first hop, which asks again with the MAC and firmware filled in by iPXE.
-pub fn ipxe_script(app: &App, config: &Config, mac: Option<MacAddr>, client: &Client) -> Result<(String, BootAction)> {
+pub fn ipxe_script(
+    app: &App,
+    config: &Config,
+    mac: Option<MacAddr>,
+    client: &Client,
+) -> Result<(String, BootAction)> {
     let base = config.http_base();
     let mut ctx = Context::new();
     ctx.insert("base", &base);
     let Some(mac) = mac else {
-        return Ok((app.renderer.render("ipxe/chain.ipxe", &ctx)?, crate::boot::BootAction::IpxeScript));
+        return Ok((
+            app.renderer.render("ipxe/chain.ipxe", &ctx)?,
+            crate::boot::BootAction::IpxeScript,
+        ));
     };
     ctx.insert("mac", &mac.hyphenated());
-    ctx.insert("firmware", match client.firmware {
-        Firmware::Bios => "bios",
-        Firmware::Uefi => "uefi",
-    });
+    ctx.insert(
+        "firmware",
+        match client.firmware {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        },
+    );
     let action = app.decide(config, mac, client)?;
     let machine = config.machine_by_mac(mac);
     if let Some(m) = machine {
@@ -52,7 +63,10 @@ pub fn ipxe_script(app: &App, config: &Config, mac: Option<MacAddr>, client: &Cl
             app.renderer.render("ipxe/noboot.ipxe", &ctx)?
         }
         BootAction::Chainload(_) | BootAction::IpxeScript => {
-            ctx.insert("reason", "the boot script was asked for by a client that is not iPXE");
+            ctx.insert(
+                "reason",
+                "the boot script was asked for by a client that is not iPXE",
+            );
             app.renderer.render("ipxe/noboot.ipxe", &ctx)?
         }
     };
@@ -67,7 +81,11 @@ pub struct Callbacks {
 
 pub fn callbacks(app: &App, config: &Config, machine: &Machine) -> Result<Callbacks> {
     let token = app.store.install_token(machine.mac)?;
-    let base = format!("{}/api/v1/machines/{}", config.http_base(), machine.mac.hyphenated());
+    let base = format!(
+        "{}/api/v1/machines/{}",
+        config.http_base(),
+        machine.mac.hyphenated()
+    );
     Ok(Callbacks {
         events: format!("{base}/events?token={token}"),
         installed: format!("{base}/installed?token={token}"),
@@ -84,9 +102,17 @@ pub fn user_data(app: &App, config: &Config, machine: &Machine) -> Result<String
     ctx.insert("ssh_keys", &config.cluster.ssh_authorized_keys);
     ctx.insert("disk", &machine.disk);
     ctx.insert("events_url", &cb.events);
-    ctx.insert("installed_command", &format!("curl -fsS --retry 5 -X POST '{}'", cb.installed));
+    ctx.insert(
+        "installed_command",
+        &format!("curl -fsS --retry 5 -X POST '{}'", cb.installed),
+    );
     let text = app.renderer.render("cloud-init/user-data", &ctx)?;
-    validate_user_data(&text).with_context(|| format!("user-data rendered for {} is not valid; fix the template", machine.hostname))?;
+    validate_user_data(&text).with_context(|| {
+        format!(
+            "user-data rendered for {} is not valid; fix the template",
+            machine.hostname
+        )
+    })?;
     Ok(text)
 }
 
@@ -96,12 +122,16 @@ pub fn meta_data(app: &App, machine: &Machine) -> Result<String> {
     let token = app.store.install_token(machine.mac)?;
     let mut ctx = Context::new();
     ctx.insert("hostname", &machine.hostname);
-    ctx.insert("instance_id", &format!("bootherd-{}-{}", machine.hostname, &token[..12]));
+    ctx.insert(
+        "instance_id",
+        &format!("bootherd-{}-{}", machine.hostname, &token[..12]),
+    );
     app.renderer.render("cloud-init/meta-data", &ctx)
 }
 
 pub fn vendor_data(app: &App) -> Result<String> {
-    app.renderer.render("cloud-init/vendor-data", &Context::new())
+    app.renderer
+        .render("cloud-init/vendor-data", &Context::new())
 }
 
 /// Checks that user-data is `#cloud-config` YAML with an `autoinstall` section of version 1.
@@ -109,8 +139,12 @@ pub fn validate_user_data(text: &str) -> Result<()> {
     if !text.starts_with("#cloud-config\n") {
         bail!("user-data must start with the line `#cloud-config`");
     }
-    let doc: serde_yaml::Value = serde_yaml::from_str(text).context("user-data is not valid YAML")?;
-    let version = doc.get("autoinstall").and_then(|a| a.get("version")).and_then(|v| v.as_u64());
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(text).context("user-data is not valid YAML")?;
+    let version = doc
+        .get("autoinstall")
+        .and_then(|a| a.get("version"))
+        .and_then(|v| v.as_u64());
     if version != Some(1) {
         bail!("user-data has no `autoinstall:` section with `version: 1`");
     }

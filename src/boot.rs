@@ -62,7 +62,11 @@ pub enum BootProgram {
 }
 
 impl BootProgram {
-    pub const ALL: [BootProgram; 3] = [BootProgram::UndionlyKpxe, BootProgram::IpxeEfi, BootProgram::Arm64SnponlyEfi];
+    pub const ALL: [BootProgram; 3] = [
+        BootProgram::UndionlyKpxe,
+        BootProgram::IpxeEfi,
+        BootProgram::Arm64SnponlyEfi,
+    ];
 
     /// The name under which TFTP and HTTP serve it.
     pub fn file_name(self) -> &'static str {
@@ -89,7 +93,9 @@ impl fmt::Display for NoBootReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NoBootReason::UnknownMachine => f.write_str("not in the inventory"),
-            NoBootReason::RaspberryPiNotSupported => f.write_str("Raspberry Pi netboot is not served yet"),
+            NoBootReason::RaspberryPiNotSupported => {
+                f.write_str("Raspberry Pi netboot is not served yet")
+            }
             NoBootReason::PlatformMismatch { configured, client } => {
                 write!(f, "configured as platform {configured} but the client is {client:?}; fix `platform` in the config")
             }
@@ -107,7 +113,11 @@ pub enum BootAction {
     /// again, which would loop).
     IpxeScript,
     /// Boot script: run the unattended installer of `os` for `arch`.
-    Install { os: Os, arch: &'static str, firmware: Firmware },
+    Install {
+        os: Os,
+        arch: &'static str,
+        firmware: Firmware,
+    },
     /// Boot script: leave the network boot and start the local disk.
     LocalDisk(Firmware),
 }
@@ -115,7 +125,8 @@ pub enum BootAction {
 /// The boot decision. `machine` is the inventory entry with its lifecycle
 /// state, `None` for a MAC that is not configured.
 pub fn decide(machine: Option<(&Machine, State)>, client: &Client) -> BootAction {
-    let configured_pi = machine.is_some_and(|(m, _)| matches!(m.platform, Platform::Rpi4 | Platform::Rpi5));
+    let configured_pi =
+        machine.is_some_and(|(m, _)| matches!(m.platform, Platform::Rpi4 | Platform::Rpi5));
     if client.pi.is_some() || configured_pi {
         return BootAction::NoBoot(NoBootReason::RaspberryPiNotSupported);
     }
@@ -127,18 +138,25 @@ pub fn decide(machine: Option<(&Machine, State)>, client: &Client) -> BootAction
         _ => Cpu::Arm64,
     };
     if platform_cpu != client.cpu {
-        return BootAction::NoBoot(NoBootReason::PlatformMismatch { configured: machine.platform, client: client.cpu });
+        return BootAction::NoBoot(NoBootReason::PlatformMismatch {
+            configured: machine.platform,
+            client: client.cpu,
+        });
     }
     match client.asker {
-        Asker::FirmwarePxe | Asker::FirmwareHttp => BootAction::Chainload(match (client.firmware, client.cpu) {
-            (Firmware::Bios, _) => BootProgram::UndionlyKpxe,
-            (Firmware::Uefi, Cpu::X86_64) => BootProgram::IpxeEfi,
-            (Firmware::Uefi, Cpu::Arm64) => BootProgram::Arm64SnponlyEfi,
-        }),
-        Asker::IpxeDhcp => BootAction::IpxeScript,
-        Asker::IpxeScript if state.install_due() => {
-            BootAction::Install { os: machine.os, arch: machine.platform.arch(), firmware: client.firmware }
+        Asker::FirmwarePxe | Asker::FirmwareHttp => {
+            BootAction::Chainload(match (client.firmware, client.cpu) {
+                (Firmware::Bios, _) => BootProgram::UndionlyKpxe,
+                (Firmware::Uefi, Cpu::X86_64) => BootProgram::IpxeEfi,
+                (Firmware::Uefi, Cpu::Arm64) => BootProgram::Arm64SnponlyEfi,
+            })
         }
+        Asker::IpxeDhcp => BootAction::IpxeScript,
+        Asker::IpxeScript if state.install_due() => BootAction::Install {
+            os: machine.os,
+            arch: machine.platform.arch(),
+            firmware: client.firmware,
+        },
         Asker::IpxeScript => BootAction::LocalDisk(client.firmware),
     }
 }
@@ -161,21 +179,41 @@ mod tests {
     }
 
     fn client(firmware: Firmware, asker: Asker) -> Client {
-        Client { firmware, cpu: Cpu::X86_64, asker, pi: None }
+        Client {
+            firmware,
+            cpu: Cpu::X86_64,
+            asker,
+            pi: None,
+        }
     }
 
     #[test]
     fn firmware_gets_the_ipxe_build_for_it() {
         let m = machine(Platform::Amd64);
-        let bios = decide(Some((&m, State::Installed)), &client(Firmware::Bios, Asker::FirmwarePxe));
+        let bios = decide(
+            Some((&m, State::Installed)),
+            &client(Firmware::Bios, Asker::FirmwarePxe),
+        );
         assert_eq!(bios, BootAction::Chainload(BootProgram::UndionlyKpxe));
-        let uefi = decide(Some((&m, State::Configured)), &client(Firmware::Uefi, Asker::FirmwarePxe));
+        let uefi = decide(
+            Some((&m, State::Configured)),
+            &client(Firmware::Uefi, Asker::FirmwarePxe),
+        );
         assert_eq!(uefi, BootAction::Chainload(BootProgram::IpxeEfi));
-        let http = decide(Some((&m, State::Configured)), &client(Firmware::Uefi, Asker::FirmwareHttp));
+        let http = decide(
+            Some((&m, State::Configured)),
+            &client(Firmware::Uefi, Asker::FirmwareHttp),
+        );
         assert_eq!(http, BootAction::Chainload(BootProgram::IpxeEfi));
         let arm = machine(Platform::Arm64);
-        let c = Client { cpu: Cpu::Arm64, ..client(Firmware::Uefi, Asker::FirmwarePxe) };
-        assert_eq!(decide(Some((&arm, State::Configured)), &c), BootAction::Chainload(BootProgram::Arm64SnponlyEfi));
+        let c = Client {
+            cpu: Cpu::Arm64,
+            ..client(Firmware::Uefi, Asker::FirmwarePxe)
+        };
+        assert_eq!(
+            decide(Some((&arm, State::Configured)), &c),
+            BootAction::Chainload(BootProgram::Arm64SnponlyEfi)
+        );
     }
 
     #[test]
@@ -183,7 +221,10 @@ mod tests {
         let m = machine(Platform::Amd64);
         for state in [State::Configured, State::Installed, State::ReimagePending] {
             for fw in [Firmware::Bios, Firmware::Uefi] {
-                assert_eq!(decide(Some((&m, state)), &client(fw, Asker::IpxeDhcp)), BootAction::IpxeScript);
+                assert_eq!(
+                    decide(Some((&m, state)), &client(fw, Asker::IpxeDhcp)),
+                    BootAction::IpxeScript
+                );
             }
         }
     }
@@ -201,7 +242,11 @@ mod tests {
             for fw in [Firmware::Bios, Firmware::Uefi] {
                 let got = decide(Some((&m, state)), &client(fw, Asker::IpxeScript));
                 let want = if due {
-                    BootAction::Install { os: Os::Ubuntu2404, arch: "amd64", firmware: fw }
+                    BootAction::Install {
+                        os: Os::Ubuntu2404,
+                        arch: "amd64",
+                        firmware: fw,
+                    }
                 } else {
                     BootAction::LocalDisk(fw)
                 };
@@ -213,18 +258,33 @@ mod tests {
     #[test]
     fn unknown_machines_and_pis_get_no_boot_program() {
         for asker in [Asker::FirmwarePxe, Asker::IpxeDhcp, Asker::IpxeScript] {
-            assert_eq!(decide(None, &client(Firmware::Bios, asker)), BootAction::NoBoot(NoBootReason::UnknownMachine));
+            assert_eq!(
+                decide(None, &client(Firmware::Bios, asker)),
+                BootAction::NoBoot(NoBootReason::UnknownMachine)
+            );
         }
         let m = machine(Platform::Amd64);
-        let pi = Client { pi: Some(PiModel::Pi4), ..client(Firmware::Bios, Asker::FirmwarePxe) };
-        assert!(matches!(decide(Some((&m, State::Configured)), &pi), BootAction::NoBoot(_)));
+        let pi = Client {
+            pi: Some(PiModel::Pi4),
+            ..client(Firmware::Bios, Asker::FirmwarePxe)
+        };
+        assert!(matches!(
+            decide(Some((&m, State::Configured)), &pi),
+            BootAction::NoBoot(_)
+        ));
         assert!(matches!(decide(None, &pi), BootAction::NoBoot(_)));
     }
 
     #[test]
     fn a_client_of_the_wrong_cpu_gets_nothing() {
         let m = machine(Platform::Arm64);
-        let got = decide(Some((&m, State::Configured)), &client(Firmware::Uefi, Asker::FirmwarePxe));
-        assert!(matches!(got, BootAction::NoBoot(NoBootReason::PlatformMismatch { .. })));
+        let got = decide(
+            Some((&m, State::Configured)),
+            &client(Firmware::Uefi, Asker::FirmwarePxe),
+        );
+        assert!(matches!(
+            got,
+            BootAction::NoBoot(NoBootReason::PlatformMismatch { .. })
+        ));
     }
 }

@@ -38,7 +38,9 @@ pub fn sanitize(requested: &str) -> Result<PathBuf, BootFileError> {
             Component::Normal(part) => clean.push(part),
             Component::CurDir => {}
             Component::ParentDir => return refuse("`..` is not served"),
-            Component::RootDir | Component::Prefix(_) => return refuse("absolute paths are not served"),
+            Component::RootDir | Component::Prefix(_) => {
+                return refuse("absolute paths are not served")
+            }
         }
     }
     if clean.as_os_str().is_empty() {
@@ -61,14 +63,23 @@ pub fn program_candidates(config: &Config, program: BootProgram) -> Vec<PathBuf>
 pub fn resolve(config: &Config, requested: &str) -> Result<PathBuf, BootFileError> {
     let clean = sanitize(requested)?;
     let not_found = || BootFileError::NotFound(requested.to_string());
-    if let Some(program) = BootProgram::ALL.into_iter().find(|p| Path::new(p.file_name()) == clean) {
-        return program_candidates(config, program).into_iter().find(|p| p.is_file()).ok_or_else(not_found);
+    if let Some(program) = BootProgram::ALL
+        .into_iter()
+        .find(|p| Path::new(p.file_name()) == clean)
+    {
+        return program_candidates(config, program)
+            .into_iter()
+            .find(|p| p.is_file())
+            .ok_or_else(not_found);
     }
     let root = config.tftp.root.canonicalize().map_err(|_| not_found())?;
     // Canonicalizing resolves symlinks: a link that leads out of the root is refused.
     let full = root.join(&clean).canonicalize().map_err(|_| not_found())?;
     if !full.starts_with(&root) {
-        return Err(BootFileError::Refused(requested.to_string(), "a link leads outside the boot directory"));
+        return Err(BootFileError::Refused(
+            requested.to_string(),
+            "a link leads outside the boot directory",
+        ));
     }
     if !full.is_file() {
         return Err(not_found());
@@ -80,7 +91,10 @@ pub fn resolve(config: &Config, requested: &str) -> Result<PathBuf, BootFileErro
 pub fn open(config: &Config, requested: &str) -> Result<(File, u64), BootFileError> {
     let path = resolve(config, requested)?;
     let file = File::open(&path).map_err(|_| BootFileError::NotFound(requested.to_string()))?;
-    let len = file.metadata().map(|m| m.len()).map_err(|_| BootFileError::NotFound(requested.to_string()))?;
+    let len = file
+        .metadata()
+        .map(|m| m.len())
+        .map_err(|_| BootFileError::NotFound(requested.to_string()))?;
     Ok((file, len))
 }
 
@@ -90,8 +104,20 @@ mod tests {
 
     #[test]
     fn hostile_names_are_refused() {
-        for bad in ["../etc/passwd", "a/../../b", "/etc/passwd", "a\0b", "", ".", "..\\x", "\\x"] {
-            assert!(matches!(sanitize(bad), Err(BootFileError::Refused(..))), "{bad:?}");
+        for bad in [
+            "../etc/passwd",
+            "a/../../b",
+            "/etc/passwd",
+            "a\0b",
+            "",
+            ".",
+            "..\\x",
+            "\\x",
+        ] {
+            assert!(
+                matches!(sanitize(bad), Err(BootFileError::Refused(..))),
+                "{bad:?}"
+            );
         }
         assert_eq!(sanitize("./a/b.efi").unwrap(), PathBuf::from("a/b.efi"));
     }

@@ -1,4 +1,343 @@
-//! The command line (being written).
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The command line. `serve` runs the server; `check` and `render` work on the
+//! config offline; `machines`, `reimage` and `reload` talk to a running
+//! `serve` through its HTTP API.
+
+use crate::app::App;
+use crate::artifacts;
+use crate::config::{Config, LoadError, DEFAULT_CONFIG_PATH};
+use crate::http::{script_client, MachineRow};
+use crate::inventory::unix_now;
+use crate::mac::MacAddr;
+use crate::operator;
+use crate::store::SqliteStore;
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "bootherd",
+    version,
+    about = "Network-boot provisioning: DHCP, TFTP and HTTP that install Ubuntu and join machines to a Kubernetes cluster"
+)]
+struct Cli {
+    /// The config file.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG_PATH, env = "BOOTHERD_CONFIG")]
+    config: PathBuf,
+    /// Overrides `[server] data_dir` (store, secrets, images, template overrides).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: DHCP, TFTP and HTTP as the config enables them.
+    Serve,
+    /// Validate the config: lists every error with its line and fix (exit 1); warnings exit 0.
+    Check,
+    /// Print exactly what a machine would be served now.
+    Render {
+        #[arg(long)]
+        mac: MacAddr,
+        /// The firmware the iPXE script is for.
+        #[arg(long, value_enum, default_value = "bios")]
+        firmware: FirmwareArg,
+        what: RenderWhat,
+    },
+    /// List machines with their state (asks the running server).
+    Machines {
+        /// The running server's base URL (default: from the config).
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Reinstall a machine at its next boot.
+    Reimage {
+        /// Hostname or MAC.
+        machine: String,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Make the running server re-read its config (same as SIGHUP); a bad file is refused.
+    Reload {
+        #[arg(long)]
+        server: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FirmwareArg {
+    Bios,
+    Uefi,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RenderWhat {
+    Ipxe,
+    UserData,
+    MetaData,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the config, printing each finding; `--data-dir` wins over the file.
+fn load(cli: &Cli) -> Result<Config> {
+    match Config::load(&cli.config) {
+        Ok((mut config, warnings)) => {
+            for w in warnings {
+                eprintln!("{}:{w}", cli.config.display());
+            }
+            if let Some(d) = &cli.data_dir {
+                config.server.data_dir = d.clone();
+            }
+            Ok(config)
+        }
+        Err(e @ LoadError::Read { .. }) => Err(e.into()),
+        Err(LoadError::Invalid { path, findings }) => {
+            for f in &findings {
+                eprintln!("{}:{}", path.display(), f);
+            }
+            bail!(
+                "{} has {} problem(s); fix them and run `bootherd check` again",
+                path.display(),
+                findings.len()
+            )
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Serve => {
+            let config = load(&cli)?;
+            crate::serve::run(config, cli.config.clone(), cli.data_dir.clone()).await?;
+        }
+        Command::Check => {
+            let config = match load(&cli) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            println!(
+                "{}: ok ({} machines)",
+                cli.config.display(),
+                config.machines.len()
+            );
+        }
+        Command::Render {
+            mac,
+            firmware,
+            what,
+        } => {
+            let config = load(&cli)?;
+            print!("{}", render(&config, *mac, *firmware, *what)?);
+        }
+        Command::Machines { server } => {
+            let config = load(&cli)?;
+            let rows: Vec<MachineRow> =
+                api(&config, server, reqwest::Method::GET, "machines", None).await?;
+            print!("{}", machines_table(&rows, unix_now()));
+        }
+        Command::Reimage { machine, server } => {
+            let config = load(&cli)?;
+            let token = operator::read(&config.server.data_dir)?;
+            let path = format!("machines/{machine}/reimage");
+            let v: serde_json::Value =
+                api(&config, server, reqwest::Method::POST, &path, Some(&token)).await?;
+            println!(
+                "{} ({}) will be reinstalled at its next boot",
+                v["hostname"].as_str().unwrap_or(machine),
+                v["mac"].as_str().unwrap_or("")
+            );
+        }
+        Command::Reload { server } => {
+            // Checked here first, so a broken file never reaches the server.
+            let config = load(&cli).context("not reloaded: the running config stays in force")?;
+            let token = operator::read(&config.server.data_dir)?;
+            let v: serde_json::Value = api(
+                &config,
+                server,
+                reqwest::Method::POST,
+                "reload",
+                Some(&token),
+            )
+            .await?;
+            for w in v["warnings"].as_array().into_iter().flatten() {
+                eprintln!("warning: {}", w.as_str().unwrap_or_default());
+            }
+            println!("config reloaded");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(
+    config: &Config,
+    mac: MacAddr,
+    firmware: FirmwareArg,
+    what: RenderWhat,
+) -> Result<String> {
+    let store = SqliteStore::open(&config.server.data_dir)?;
+    let app = App::new(config.clone(), None, None, Arc::new(store));
+    let platform = match firmware {
+        FirmwareArg::Bios => "pcbios",
+        FirmwareArg::Uefi => "efi",
+    };
+    let machine = || {
+        config.machine_by_mac(mac).with_context(|| {
+            format!(
+                "{mac} is not in {}: unknown machines get no cloud-init",
+                "the config"
+            )
+        })
+    };
+    let due = || -> Result<()> {
+        let state = app.state_of(config, mac)?;
+        if !state.install_due() {
+            bail!("{mac} is {state}: bootherd serves its seed only while an install is due (bootherd reimage it first)");
+        }
+        Ok(())
+    };
+    match what {
+        RenderWhat::Ipxe => Ok(artifacts::ipxe_script(
+            &app,
+            config,
+            Some(mac),
+            &script_client(Some(platform), None),
+        )?
+        .0),
+        RenderWhat::UserData => {
+            let m = machine()?;
+            due()?;
+            artifacts::user_data(&app, config, m)
+        }
+        RenderWhat::MetaData => {
+            let m = machine()?;
+            due()?;
+            artifacts::meta_data(&app, m)
+        }
+    }
+}
+
+/// Calls the running server's API and decodes its JSON answer.
+async fn api<T: serde::de::DeserializeOwned>(
+    config: &Config,
+    server: &Option<String>,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+) -> Result<T> {
+    let base = server.clone().unwrap_or_else(|| config.http_base());
+    let url = format!("{}/api/v1/{path}", base.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    let mut req = client.request(method, &url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach bootherd at {base}: is `bootherd serve` running? (pass --server URL if it listens elsewhere)"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = resp.text().await.unwrap_or_default();
+        bail!("{url}: {status}: {}", body.trim());
+    }
+    resp.json()
+        .await
+        .with_context(|| format!("{url}: unexpected answer"))
+}
+
+/// The `bootherd machines` table.
+pub fn machines_table(rows: &[MachineRow], now: u64) -> String {
+    let ago = |t: Option<u64>| match t {
+        None => "never".to_string(),
+        Some(t) => {
+            let s = now.saturating_sub(t);
+            match s {
+                0..=59 => format!("{s}s ago"),
+                60..=3599 => format!("{}m ago", s / 60),
+                3600..=86399 => format!("{}h ago", s / 3600),
+                _ => format!("{}d ago", s / 86400),
+            }
+        }
+    };
+    let mut table = vec![[
+        "HOSTNAME",
+        "MAC",
+        "ROLE",
+        "IP",
+        "STATE",
+        "LAST SEEN",
+        "LAST EVENT",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in rows {
+        table.push(vec![
+            r.hostname.clone().unwrap_or_else(|| "-".into()),
+            r.mac.to_string(),
+            r.role.clone().unwrap_or_else(|| "-".into()),
+            r.ip.clone().unwrap_or_else(|| "-".into()),
+            r.state.to_string(),
+            ago(r.last_seen),
+            r.last_event
+                .as_ref()
+                .map(|e| format!("{}: {}", e.kind, e.message))
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|c| {
+            table
+                .iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in &table {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }

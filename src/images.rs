@@ -13,7 +13,11 @@ pub const INSTALLER_FILES: [&str; 3] = ["vmlinuz", "initrd", "live-server.iso"];
 
 /// The directory holding the installer of `os` for `arch` (`amd64`, `arm64`).
 pub fn installer_dir(config: &Config, os: Os, arch: &str) -> PathBuf {
-    config.server.data_dir.join("images").join(format!("{}-{arch}", os.name()))
+    config
+        .server
+        .data_dir
+        .join("images")
+        .join(format!("{}-{arch}", os.name()))
 }
 
 /// Resolves `/assets/<os>-<arch>/<file>` to a path, for the installer files only.
@@ -45,7 +49,11 @@ pub fn missing(config: &Config) -> Vec<Missing> {
         }
         match out.iter_mut().find(|m| m.what == what) {
             Some(m) => m.needed_by.push(host.to_string()),
-            None => out.push(Missing { what, looked_in, needed_by: vec![host.to_string()] }),
+            None => out.push(Missing {
+                what,
+                looked_in,
+                needed_by: vec![host.to_string()],
+            }),
         }
     };
     for m in &config.machines {
@@ -57,7 +65,11 @@ pub fn missing(config: &Config) -> Vec<Missing> {
             _ => &[BootProgram::Arm64SnponlyEfi],
         };
         for p in programs {
-            need(p.file_name().to_string(), bootfiles::program_candidates(config, *p), &m.hostname);
+            need(
+                p.file_name().to_string(),
+                bootfiles::program_candidates(config, *p),
+                &m.hostname,
+            );
         }
         let dir = installer_dir(config, m.os, m.platform.arch());
         for f in INSTALLER_FILES {

@@ -53,7 +53,10 @@ impl State {
 
     /// Whether a configured machine in this state gets the installer when it boots.
     pub fn install_due(self) -> bool {
-        matches!(self, State::Configured | State::Installing | State::ReimagePending)
+        matches!(
+            self,
+            State::Configured | State::Installing | State::ReimagePending
+        )
     }
 }
 
@@ -84,10 +87,17 @@ pub struct Event {
 
 impl Event {
     pub fn now(kind: &str, message: impl Into<String>) -> Event {
-        Event { time: unix_now(), kind: kind.to_string(), message: message.into() }
+        Event {
+            time: unix_now(),
+            kind: kind.to_string(),
+            message: message.into(),
+        }
     }
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -14,6 +14,7 @@
 //! - `artifacts` — what a machine is served (iPXE script, cloud-init seed); used by HTTP and `render`.
 //! - `bootfiles` — the read-only boot-file namespace (iPXE builds, boot directory) for TFTP and HTTP.
 //! - `images`    — where installer files live and which are missing.
+//! - `operator`  — the operator token that guards API writes.
 //! - `dhcp`      — the DHCP server: client classification, leases, replies.
 //! - `tftp`      — the read-only TFTP server (async-tftp).
 //! - `http`      — the HTTP server: boot scripts, cloud-init seeds, assets, JSON API.
@@ -31,6 +32,7 @@ pub mod http;
 pub mod images;
 pub mod inventory;
 pub mod mac;
+pub mod operator;
 pub mod render;
 pub mod serve;
 pub mod store;

@@ -48,7 +48,9 @@ impl FromStr for MacAddr {
     fn from_str(s: &str) -> Result<MacAddr, BadMac> {
         let bad = || BadMac(s.to_string());
         let groups: Vec<&str> = if s.len() == 12 {
-            (0..6).map(|i| s.get(2 * i..2 * i + 2).unwrap_or("")).collect()
+            (0..6)
+                .map(|i| s.get(2 * i..2 * i + 2).unwrap_or(""))
+                .collect()
         } else {
             s.split([':', '-']).collect()
         };
@@ -92,7 +94,13 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "52:54:00:aa:00", "52:54:00:aa:00:0g", "52:54:00:aa:00:01:02", "5:254:00:aa:00:01"] {
+        for s in [
+            "",
+            "52:54:00:aa:00",
+            "52:54:00:aa:00:0g",
+            "52:54:00:aa:00:01:02",
+            "5:254:00:aa:00:01",
+        ] {
             assert!(s.parse::<MacAddr>().is_err(), "{s}");
         }
     }

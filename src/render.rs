@@ -9,13 +9,34 @@ use tera::{Context, Tera};
 
 /// Every template bootherd renders, with its compiled-in text.
 const EMBEDDED: &[(&str, &str)] = &[
-    ("ipxe/chain.ipxe", include_str!("../templates/ipxe/chain.ipxe")),
-    ("ipxe/install.ipxe", include_str!("../templates/ipxe/install.ipxe")),
-    ("ipxe/local.ipxe", include_str!("../templates/ipxe/local.ipxe")),
-    ("ipxe/noboot.ipxe", include_str!("../templates/ipxe/noboot.ipxe")),
-    ("cloud-init/user-data", include_str!("../templates/cloud-init/user-data")),
-    ("cloud-init/meta-data", include_str!("../templates/cloud-init/meta-data")),
-    ("cloud-init/vendor-data", include_str!("../templates/cloud-init/vendor-data")),
+    (
+        "ipxe/chain.ipxe",
+        include_str!("../templates/ipxe/chain.ipxe"),
+    ),
+    (
+        "ipxe/install.ipxe",
+        include_str!("../templates/ipxe/install.ipxe"),
+    ),
+    (
+        "ipxe/local.ipxe",
+        include_str!("../templates/ipxe/local.ipxe"),
+    ),
+    (
+        "ipxe/noboot.ipxe",
+        include_str!("../templates/ipxe/noboot.ipxe"),
+    ),
+    (
+        "cloud-init/user-data",
+        include_str!("../templates/cloud-init/user-data"),
+    ),
+    (
+        "cloud-init/meta-data",
+        include_str!("../templates/cloud-init/meta-data"),
+    ),
+    (
+        "cloud-init/vendor-data",
+        include_str!("../templates/cloud-init/vendor-data"),
+    ),
 ];
 
 pub struct Renderer {
@@ -29,10 +50,16 @@ impl Renderer {
     pub fn new(data_dir: &Path) -> Renderer {
         let override_dir = data_dir.join("templates");
         let tera = build(&override_dir).unwrap_or_else(|e| {
-            tracing::error!("template overrides in {} ignored: {e:#}", override_dir.display());
+            tracing::error!(
+                "template overrides in {} ignored: {e:#}",
+                override_dir.display()
+            );
             build_embedded()
         });
-        Renderer { override_dir, tera: RwLock::new(tera) }
+        Renderer {
+            override_dir,
+            tera: RwLock::new(tera),
+        }
     }
 
     /// Re-reads the overrides; on error the templates in use stay.
@@ -44,13 +71,15 @@ impl Renderer {
 
     pub fn render(&self, name: &str, context: &Context) -> Result<String> {
         let tera = self.tera.read().unwrap_or_else(|p| p.into_inner());
-        tera.render(name, context).with_context(|| format!("rendering template {name}"))
+        tera.render(name, context)
+            .with_context(|| format!("rendering template {name}"))
     }
 }
 
 fn build_embedded() -> Tera {
     let mut tera = Tera::default();
-    tera.add_raw_templates(EMBEDDED.iter().copied()).expect("embedded templates are valid");
+    tera.add_raw_templates(EMBEDDED.iter().copied())
+        .expect("embedded templates are valid");
     tera.autoescape_on(vec![]);
     tera
 }
@@ -61,12 +90,14 @@ fn build(override_dir: &Path) -> Result<Tera> {
     for (name, _) in EMBEDDED {
         let path = override_dir.join(name);
         if path.is_file() {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
             tracing::info!("template {name} overridden by {}", path.display());
             overrides.push((name.to_string(), text));
         }
     }
-    tera.add_raw_templates(overrides).context("an override template does not parse")?;
+    tera.add_raw_templates(overrides)
+        .context("an override template does not parse")?;
     Ok(tera)
 }
 
@@ -81,13 +112,27 @@ mod tests {
         let mut ctx = Context::new();
         ctx.insert("mac", "m");
         ctx.insert("reason", "r");
-        assert!(r.render("ipxe/noboot.ipxe", &ctx).unwrap().contains("no network boot for m"));
+        assert!(r
+            .render("ipxe/noboot.ipxe", &ctx)
+            .unwrap()
+            .contains("no network boot for m"));
         std::fs::create_dir_all(dir.path().join("templates/ipxe")).unwrap();
-        std::fs::write(dir.path().join("templates/ipxe/noboot.ipxe"), "#!ipxe\nexit # {{ mac }}\n").unwrap();
+        std::fs::write(
+            dir.path().join("templates/ipxe/noboot.ipxe"),
+            "#!ipxe\nexit # {{ mac }}\n",
+        )
+        .unwrap();
         r.reload().unwrap();
-        assert_eq!(r.render("ipxe/noboot.ipxe", &ctx).unwrap(), "#!ipxe\nexit # m\n");
+        assert_eq!(
+            r.render("ipxe/noboot.ipxe", &ctx).unwrap(),
+            "#!ipxe\nexit # m\n"
+        );
         std::fs::write(dir.path().join("templates/ipxe/noboot.ipxe"), "{% if %}").unwrap();
         assert!(r.reload().is_err());
-        assert_eq!(r.render("ipxe/noboot.ipxe", &ctx).unwrap(), "#!ipxe\nexit # m\n", "the working set stays");
+        assert_eq!(
+            r.render("ipxe/noboot.ipxe", &ctx).unwrap(),
+            "#!ipxe\nexit # m\n",
+            "the working set stays"
+        );
     }
 }

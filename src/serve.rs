@@ -1,1 +1,108 @@
-//! `bootherd serve` (being written).
+//! `bootherd serve`: opens the store, starts the services the config enables,
+//! reloads on SIGHUP, and stops on SIGTERM/SIGINT. A service that fails
+//! (e.g. its port is taken) stops the server with the reason.
+
+use crate::app::App;
+use crate::config::{Config, DhcpMode};
+use crate::store::SqliteStore;
+use crate::{dhcp, http, images, operator, tftp};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinSet;
+
+pub async fn run(
+    config: Config,
+    config_path: PathBuf,
+    data_dir_override: Option<PathBuf>,
+) -> Result<()> {
+    let data_dir = config.server.data_dir.clone();
+    let store = SqliteStore::open(&data_dir)?;
+    operator::ensure(&data_dir)?;
+    report_missing(&config);
+    let app = Arc::new(App::new(
+        config,
+        Some(config_path),
+        data_dir_override,
+        Arc::new(store),
+    ));
+
+    let config = app.config();
+    let mut services: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
+    services.spawn(named("http", http::serve(app.clone())));
+    match config.dhcp.mode {
+        DhcpMode::Authoritative => {
+            services.spawn(named("dhcp", dhcp::serve(app.clone())));
+        }
+        DhcpMode::Proxy => {
+            tracing::warn!("[dhcp] mode = \"proxy\" is not served by this version; DHCP is off")
+        }
+        DhcpMode::Off => tracing::info!("DHCP is off ([dhcp] mode = \"off\")"),
+    }
+    if config.tftp.enabled {
+        services.spawn(named("tftp", tftp::serve(app.clone())));
+    } else {
+        tracing::info!("TFTP is off ([tftp] enabled = false)");
+    }
+    tracing::info!(
+        machines = config.machines.len(),
+        data_dir = %config.server.data_dir.display(),
+        "bootherd serving on {} (HTTP {})",
+        config.server.address,
+        config.http_base()
+    );
+
+    let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&app),
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
+            _ = tokio::signal::ctrl_c() => { tracing::info!("interrupted: stopping"); return Ok(()); }
+            Some(done) = services.join_next() => {
+                let (name, result) = done.context("a service panicked")?;
+                return Err(match result {
+                    Err(e) => e.context(format!("{name} service stopped")),
+                    Ok(()) => anyhow::anyhow!("{name} service stopped unexpectedly"),
+                });
+            }
+        }
+    }
+}
+
+async fn named(
+    name: &'static str,
+    f: impl std::future::Future<Output = Result<()>>,
+) -> (&'static str, Result<()>) {
+    (name, f.await)
+}
+
+fn reload(app: &App) {
+    match app.reload() {
+        Ok(warnings) => {
+            for w in &warnings {
+                tracing::warn!("config: {w}");
+            }
+            tracing::info!("config reloaded ({} machines)", app.config().machines.len());
+        }
+        Err(e) => tracing::error!("config reload refused, the running config stays: {e:#}"),
+    }
+}
+
+/// Names, at start, each file the inventory needs that is not there.
+fn report_missing(config: &Config) {
+    for m in images::missing(config) {
+        let looked: Vec<String> = m
+            .looked_in
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        tracing::warn!(
+            "missing {}: needed by {}; looked in {}. Place the file there (installer files come from the Ubuntu live-server ISO: casper/vmlinuz, casper/initrd, and the ISO itself; iPXE builds come with Debian's `ipxe` package)",
+            m.what,
+            m.needed_by.join(", "),
+            looked.join(", ")
+        );
+    }
+}

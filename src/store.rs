@@ -37,7 +37,11 @@ pub enum Write {
     /// A machine was heard from; records an unknown MAC as `discovered` the first time.
     Seen { mac: MacAddr, at: u64, known: bool },
     /// A lifecycle move, with the event that explains it.
-    SetState { mac: MacAddr, state: State, event: Event },
+    SetState {
+        mac: MacAddr,
+        state: State,
+        event: Event,
+    },
     /// An event that does not move the state (installer progress, …).
     Event { mac: MacAddr, event: Event },
 }
@@ -68,17 +72,25 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/state.db`.
     pub fn open(data_dir: &Path) -> Result<SqliteStore> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("cannot create data_dir {} (create it, or set [server] data_dir)", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir).with_context(|| {
+            format!(
+                "cannot create data_dir {} (create it, or set [server] data_dir)",
+                data_dir.display()
+            )
+        })?;
         let path = data_dir.join("state.db");
-        let conn = Connection::open(&path).with_context(|| format!("cannot open the store {}", path.display()))?;
+        let conn = Connection::open(&path)
+            .with_context(|| format!("cannot open the store {}", path.display()))?;
         // WAL + FULL: every committed transaction is fsynced before commit returns,
         // so a `kill -9` or power loss after an ACK cannot lose that lease.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(SCHEMA).context("cannot create the store's tables")?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        conn.execute_batch(SCHEMA)
+            .context("cannot create the store's tables")?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -102,12 +114,18 @@ CREATE TABLE IF NOT EXISTS install_tokens (mac TEXT PRIMARY KEY, token TEXT NOT 
 ";
 
 fn parse_mac(s: String) -> rusqlite::Result<MacAddr> {
-    s.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    s.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn parse_state(s: String) -> rusqlite::Result<State> {
     State::from_name(&s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("unknown state {s}").into())
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unknown state {s}").into(),
+        )
     })
 }
 
@@ -129,21 +147,34 @@ impl Store for SqliteStore {
         for w in batch {
             match w {
                 Write::BindLease(l) => {
-                    tx.execute("DELETE FROM leases WHERE mac = ?1 AND ip != ?2", params![l.mac.to_string(), u32::from(l.ip)])?;
+                    tx.execute(
+                        "DELETE FROM leases WHERE mac = ?1 AND ip != ?2",
+                        params![l.mac.to_string(), u32::from(l.ip)],
+                    )?;
                     tx.execute(
                         "INSERT OR REPLACE INTO leases (ip, mac, expires, hostname) VALUES (?1, ?2, ?3, ?4)",
                         params![u32::from(l.ip), l.mac.to_string(), l.expires, l.hostname],
                     )?;
                 }
                 Write::ReleaseLease { ip, mac } => {
-                    tx.execute("DELETE FROM leases WHERE ip = ?1 AND mac = ?2", params![u32::from(*ip), mac.to_string()])?;
+                    tx.execute(
+                        "DELETE FROM leases WHERE ip = ?1 AND mac = ?2",
+                        params![u32::from(*ip), mac.to_string()],
+                    )?;
                 }
                 Write::QuarantineAddress { ip, until } => {
                     tx.execute("DELETE FROM leases WHERE ip = ?1", params![u32::from(*ip)])?;
-                    tx.execute("INSERT OR REPLACE INTO quarantine (ip, until) VALUES (?1, ?2)", params![u32::from(*ip), until])?;
+                    tx.execute(
+                        "INSERT OR REPLACE INTO quarantine (ip, until) VALUES (?1, ?2)",
+                        params![u32::from(*ip), until],
+                    )?;
                 }
                 Write::Seen { mac, at, known } => {
-                    let initial = if *known { State::Configured } else { State::Discovered };
+                    let initial = if *known {
+                        State::Configured
+                    } else {
+                        State::Discovered
+                    };
                     tx.execute(
                         "INSERT INTO machines (mac, state, last_seen) VALUES (?1, ?2, ?3)
                          ON CONFLICT (mac) DO UPDATE SET last_seen = MAX(COALESCE(last_seen, 0), excluded.last_seen)",
@@ -196,9 +227,15 @@ impl Store for SqliteStore {
 
     fn events(&self, mac: MacAddr, limit: usize) -> Result<Vec<Event>> {
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT time, kind, message FROM events WHERE mac = ?1 ORDER BY id DESC LIMIT ?2")?;
+        let mut st = conn.prepare(
+            "SELECT time, kind, message FROM events WHERE mac = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
         let rows = st.query_map(params![mac.to_string(), limit as i64], |r| {
-            Ok(Event { time: r.get(0)?, kind: r.get(1)?, message: r.get(2)? })
+            Ok(Event {
+                time: r.get(0)?,
+                kind: r.get(1)?,
+                message: r.get(2)?,
+            })
         })?;
         let mut events: Vec<Event> = rows.collect::<rusqlite::Result<_>>()?;
         events.reverse();
@@ -209,7 +246,11 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let existing: Option<String> = tx
-            .query_row("SELECT token FROM install_tokens WHERE mac = ?1", [mac.to_string()], |r| r.get(0))
+            .query_row(
+                "SELECT token FROM install_tokens WHERE mac = ?1",
+                [mac.to_string()],
+                |r| r.get(0),
+            )
             .optional()?;
         if let Some(t) = existing {
             return Ok(t);
@@ -227,7 +268,10 @@ impl Store for SqliteStore {
 
     fn consume_install_token(&self, mac: MacAddr, token: &str) -> Result<bool> {
         let conn = self.conn();
-        let n = conn.execute("DELETE FROM install_tokens WHERE mac = ?1 AND token = ?2", params![mac.to_string(), token])?;
+        let n = conn.execute(
+            "DELETE FROM install_tokens WHERE mac = ?1 AND token = ?2",
+            params![mac.to_string(), token],
+        )?;
         Ok(n == 1)
     }
 
@@ -257,7 +301,11 @@ impl SqliteStore {
                 state: parse_state(r.get(1)?)?,
                 last_seen: r.get(2)?,
                 last_event: match time {
-                    Some(time) => Some(Event { time, kind: r.get(4)?, message: r.get(5)? }),
+                    Some(time) => Some(Event {
+                        time,
+                        kind: r.get(4)?,
+                        message: r.get(5)?,
+                    }),
                     None => None,
                 },
             })
@@ -279,7 +327,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = SqliteStore::open(dir.path()).unwrap();
-            let l = |ip: [u8; 4]| Lease { ip: ip.into(), mac: mac(1), expires: 100, hostname: None };
+            let l = |ip: [u8; 4]| Lease {
+                ip: ip.into(),
+                mac: mac(1),
+                expires: 100,
+                hostname: None,
+            };
             s.write(&[Write::BindLease(l([10, 0, 0, 200]))]).unwrap();
             s.write(&[Write::BindLease(l([10, 0, 0, 201]))]).unwrap();
         }
@@ -295,8 +348,16 @@ mod tests {
         let s = SqliteStore::open(dir.path()).unwrap();
         s.conn().execute_batch("CREATE TRIGGER fail BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'boom'); END;").unwrap();
         let r = s.write(&[
-            Write::BindLease(Lease { ip: Ipv4Addr::new(10, 0, 0, 9), mac: mac(2), expires: 1, hostname: None }),
-            Write::Event { mac: mac(2), event: Event::now("x", "y") },
+            Write::BindLease(Lease {
+                ip: Ipv4Addr::new(10, 0, 0, 9),
+                mac: mac(2),
+                expires: 1,
+                hostname: None,
+            }),
+            Write::Event {
+                mac: mac(2),
+                event: Event::now("x", "y"),
+            },
         ]);
         assert!(r.is_err());
         assert!(s.leases().unwrap().is_empty());
@@ -306,15 +367,29 @@ mod tests {
     fn state_events_and_tokens() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path()).unwrap();
-        s.write(&[Write::Seen { mac: mac(3), at: 5, known: false }]).unwrap();
+        s.write(&[Write::Seen {
+            mac: mac(3),
+            at: 5,
+            known: false,
+        }])
+        .unwrap();
         assert_eq!(s.machine(mac(3)).unwrap().unwrap().state, State::Discovered);
-        s.write(&[Write::SetState { mac: mac(3), state: State::Installed, event: Event::now("install-finished", "ok") }]).unwrap();
+        s.write(&[Write::SetState {
+            mac: mac(3),
+            state: State::Installed,
+            event: Event::now("install-finished", "ok"),
+        }])
+        .unwrap();
         let rec = s.machine(mac(3)).unwrap().unwrap();
         assert_eq!(rec.state, State::Installed);
         assert_eq!(rec.last_event.unwrap().kind, "install-finished");
         assert_eq!(rec.last_seen, Some(5));
         let t = s.install_token(mac(3)).unwrap();
-        assert_eq!(s.install_token(mac(3)).unwrap(), t, "the token stays until used");
+        assert_eq!(
+            s.install_token(mac(3)).unwrap(),
+            t,
+            "the token stays until used"
+        );
         assert!(!s.consume_install_token(mac(3), "wrong").unwrap());
         assert!(s.consume_install_token(mac(3), &t).unwrap());
         assert!(!s.consume_install_token(mac(3), &t).unwrap(), "one-time");

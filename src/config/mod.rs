@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use validate::{parse, Finding};
+pub use validate::{parse, Finding, Severity};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/bootherd/bootherd.toml";
 
@@ -213,7 +213,9 @@ impl Config {
     }
 
     pub fn control_planes(&self) -> impl Iterator<Item = &Machine> {
-        self.machines.iter().filter(|m| m.role == Role::ControlPlane)
+        self.machines
+            .iter()
+            .filter(|m| m.role == Role::ControlPlane)
     }
 
     /// Base URL of bootherd's HTTP server as machines on the VLAN reach it.
@@ -225,7 +227,13 @@ impl Config {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read config {path}: {source} (pass --config PATH, or create the file; see README.md for an example)")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path} is not valid:\n{}", findings.iter().map(|f| format!("  {f}")).collect::<Vec<_>>().join("\n"))]
-    Invalid { path: PathBuf, findings: Vec<Finding> },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid:\n{}", findings.iter().map(|f| format!("  line {f}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        path: PathBuf,
+        findings: Vec<Finding>,
+    },
 }

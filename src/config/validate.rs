@@ -27,14 +27,21 @@ impl fmt::Display for Finding {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "line {}: {sev}: {} (fix: {})", self.line, self.message, self.fix)
+        write!(
+            f,
+            "{}: {sev}: {} (fix: {})",
+            self.line, self.message, self.fix
+        )
     }
 }
 
 /// Parses and validates config text. `Ok` carries the warnings; `Err` carries
 /// every error (and the warnings) found, sorted by line.
 pub fn parse(text: &str) -> Result<(Config, Vec<Finding>), Vec<Finding>> {
-    let mut v = Validator { text, findings: Vec::new() };
+    let mut v = Validator {
+        text,
+        findings: Vec::new(),
+    };
     let wire: ConfigWire = match toml::from_str(text) {
         Ok(w) => w,
         Err(e) => {
@@ -59,7 +66,10 @@ struct Validator<'t> {
 
 impl Validator<'_> {
     fn line(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     fn at<T>(&self, s: &S<T>) -> usize {
@@ -74,27 +84,57 @@ impl Validator<'_> {
         self.push(Severity::Warning, line, message, fix);
     }
 
-    fn push(&mut self, severity: Severity, line: usize, message: impl Into<String>, fix: impl Into<String>) {
-        self.findings.push(Finding { line, severity, message: message.into(), fix: fix.into() });
+    fn push(
+        &mut self,
+        severity: Severity,
+        line: usize,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.findings.push(Finding {
+            line,
+            severity,
+            message: message.into(),
+            fix: fix.into(),
+        });
     }
 
     /// Parses a spanned string with `FromStr`, recording an error that names `what`.
-    fn value<T: std::str::FromStr>(&mut self, s: &S<String>, what: &str, example: &str) -> Option<T> {
+    fn value<T: std::str::FromStr>(
+        &mut self,
+        s: &S<String>,
+        what: &str,
+        example: &str,
+    ) -> Option<T> {
         match s.get_ref().trim().parse() {
             Ok(v) => Some(v),
             Err(_) => {
                 let line = self.at(s);
-                self.error(line, format!("{what} `{}` is not valid", s.get_ref()), format!("write it like `{example}`"));
+                self.error(
+                    line,
+                    format!("{what} `{}` is not valid", s.get_ref()),
+                    format!("write it like `{example}`"),
+                );
                 None
             }
         }
     }
 
-    fn choice<T: Copy>(&mut self, s: &S<String>, what: &str, from_name: fn(&str) -> Option<T>, choices: String) -> Option<T> {
+    fn choice<T: Copy>(
+        &mut self,
+        s: &S<String>,
+        what: &str,
+        from_name: fn(&str) -> Option<T>,
+        choices: String,
+    ) -> Option<T> {
         let found = from_name(s.get_ref());
         if found.is_none() {
             let line = self.at(s);
-            self.error(line, format!("unknown {what} `{}`", s.get_ref()), format!("use one of {choices}"));
+            self.error(
+                line,
+                format!("unknown {what} `{}`", s.get_ref()),
+                format!("use one of {choices}"),
+            );
         }
         found
     }
@@ -103,16 +143,25 @@ impl Validator<'_> {
         let server = self.server(&w);
         let dhcp = self.dhcp(&w, server.as_ref());
         let cluster = self.cluster(&w);
-        let machines: Vec<(Machine, usize)> = w.machine.iter().filter_map(|m| self.machine(m)).collect();
+        let machines: Vec<(Machine, usize)> =
+            w.machine.iter().filter_map(|m| self.machine(m)).collect();
         let tftp = w.tftp.as_ref();
         let (server, dhcp, cluster) = (server?, dhcp?, cluster?);
         let tftp = Tftp {
             enabled: tftp.and_then(|t| t.enabled).unwrap_or(true),
             port: tftp.and_then(|t| t.port).unwrap_or(69),
-            root: tftp.and_then(|t| t.root.clone()).unwrap_or_else(|| server.data_dir.join("tftp")),
+            root: tftp
+                .and_then(|t| t.root.clone())
+                .unwrap_or_else(|| server.data_dir.join("tftp")),
         };
         self.inventory_rules(&w, &server, &dhcp, &cluster, &machines);
-        Some(Config { server, dhcp, tftp, cluster, machines: machines.into_iter().map(|(m, _)| m).collect() })
+        Some(Config {
+            server,
+            dhcp,
+            tftp,
+            cluster,
+            machines: machines.into_iter().map(|(m, _)| m).collect(),
+        })
     }
 
     fn server(&mut self, w: &ConfigWire) -> Option<Server> {
@@ -123,10 +172,18 @@ impl Validator<'_> {
             None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), http_port),
             Some(b) => SocketAddr::new(self.value(b, "http_bind address", "0.0.0.0")?, http_port),
         };
-        let data_dir = s.data_dir.as_ref().map(|d| d.get_ref().clone()).unwrap_or_else(|| PathBuf::from("/var/lib/bootherd"));
+        let data_dir = s
+            .data_dir
+            .as_ref()
+            .map(|d| d.get_ref().clone())
+            .unwrap_or_else(|| PathBuf::from("/var/lib/bootherd"));
         if !data_dir.is_absolute() {
             let line = self.at(s.data_dir.as_ref().unwrap());
-            self.error(line, format!("data_dir `{}` is relative", data_dir.display()), "give an absolute path, e.g. /var/lib/bootherd");
+            self.error(
+                line,
+                format!("data_dir `{}` is relative", data_dir.display()),
+                "give an absolute path, e.g. /var/lib/bootherd",
+            );
         }
         Some(Server {
             interface: s.interface.as_ref().map(|i| i.get_ref().clone()),
@@ -140,7 +197,11 @@ impl Validator<'_> {
     fn dhcp(&mut self, w: &ConfigWire, server: Option<&Server>) -> Option<Dhcp> {
         let Some(section) = &w.dhcp else {
             let line = self.at(&w.server);
-            self.error(line, "no [dhcp] section", "add [dhcp] with mode, subnet and pool (or mode = \"off\")");
+            self.error(
+                line,
+                "no [dhcp] section",
+                "add [dhcp] with mode, subnet and pool (or mode = \"off\")",
+            );
             return None;
         };
         let d = section.get_ref();
@@ -153,14 +214,26 @@ impl Validator<'_> {
                 let net: Ipv4Net = self.value(s, "subnet", "10.0.0.0/24")?;
                 if net != net.trunc() {
                     let line = self.at(s);
-                    self.error(line, format!("subnet `{net}` has host bits set"), format!("write the network address: `{}`", net.trunc()));
+                    self.error(
+                        line,
+                        format!("subnet `{net}` has host bits set"),
+                        format!("write the network address: `{}`", net.trunc()),
+                    );
                 }
                 net.trunc()
             }
-            (None, DhcpMode::Off) => Ipv4Net::new(server.map(|s| s.address).unwrap_or(Ipv4Addr::UNSPECIFIED), 32).ok()?,
+            (None, DhcpMode::Off) => Ipv4Net::new(
+                server.map(|s| s.address).unwrap_or(Ipv4Addr::UNSPECIFIED),
+                32,
+            )
+            .ok()?,
             (None, _) => {
                 let line = self.at(section);
-                self.error(line, "[dhcp] has no subnet", "add `subnet = \"10.0.0.0/24\"` (the provisioning VLAN)");
+                self.error(
+                    line,
+                    "[dhcp] has no subnet",
+                    "add `subnet = \"10.0.0.0/24\"` (the provisioning VLAN)",
+                );
                 return None;
             }
         };
@@ -170,16 +243,28 @@ impl Validator<'_> {
                 let gw: Ipv4Addr = self.value(g, "gateway", "10.0.0.1")?;
                 if !subnet.contains(&gw) {
                     let line = self.at(g);
-                    self.error(line, format!("gateway {gw} is outside subnet {subnet}"), "use a router address inside the subnet");
+                    self.error(
+                        line,
+                        format!("gateway {gw} is outside subnet {subnet}"),
+                        "use a router address inside the subnet",
+                    );
                 }
                 Some(gw)
             }
         };
-        let dns = d.dns.iter().filter_map(|s| self.value::<Ipv4Addr>(s, "DNS server", "10.0.0.1")).collect();
+        let dns = d
+            .dns
+            .iter()
+            .filter_map(|s| self.value::<Ipv4Addr>(s, "DNS server", "10.0.0.1"))
+            .collect();
         let pool = match &d.pool {
             None if mode == DhcpMode::Authoritative => {
                 let line = self.at(section);
-                self.error(line, "[dhcp] has no pool for unknown machines", "add `pool = \"10.0.0.200-10.0.0.250\"` inside the subnet");
+                self.error(
+                    line,
+                    "[dhcp] has no pool for unknown machines",
+                    "add `pool = \"10.0.0.200-10.0.0.250\"` inside the subnet",
+                );
                 None
             }
             None => None,
@@ -188,10 +273,22 @@ impl Validator<'_> {
         let lease_time = match &d.lease_time {
             None => Duration::from_secs(12 * 3600),
             Some(t) => match humantime::parse_duration(t.get_ref()) {
-                Ok(lt) if lt >= Duration::from_secs(60) && lt <= Duration::from_secs(u32::MAX as u64) => lt,
+                Ok(lt)
+                    if lt >= Duration::from_secs(60)
+                        && lt <= Duration::from_secs(u32::MAX as u64) =>
+                {
+                    lt
+                }
                 _ => {
                     let line = self.at(t);
-                    self.error(line, format!("lease_time `{}` is not a duration between 1m and 136y", t.get_ref()), "write it like `12h` or `30m`");
+                    self.error(
+                        line,
+                        format!(
+                            "lease_time `{}` is not a duration between 1m and 136y",
+                            t.get_ref()
+                        ),
+                        "write it like `12h` or `30m`",
+                    );
                     Duration::from_secs(12 * 3600)
                 }
             },
@@ -202,31 +299,75 @@ impl Validator<'_> {
                 self.warn(line, format!("server address {} is outside the DHCP subnet {subnet}", server.address), "use bootherd's address on the provisioning VLAN, or serve that subnet through a relay");
             }
         }
-        Some(Dhcp { mode, subnet, gateway, dns, domain: d.domain.as_ref().map(|s| s.get_ref().clone()), pool, lease_time })
+        Some(Dhcp {
+            mode,
+            subnet,
+            gateway,
+            dns,
+            domain: d.domain.as_ref().map(|s| s.get_ref().clone()),
+            pool,
+            lease_time,
+        })
     }
 
-    fn pool(&mut self, p: &S<String>, subnet: Ipv4Net, server: Option<&Server>, gateway: Option<Ipv4Addr>) -> Option<Pool> {
+    fn pool(
+        &mut self,
+        p: &S<String>,
+        subnet: Ipv4Net,
+        server: Option<&Server>,
+        gateway: Option<Ipv4Addr>,
+    ) -> Option<Pool> {
         let line = self.at(p);
         let Some((a, b)) = p.get_ref().split_once('-') else {
-            self.error(line, format!("pool `{}` is not a range", p.get_ref()), "write it like `10.0.0.200-10.0.0.250`");
+            self.error(
+                line,
+                format!("pool `{}` is not a range", p.get_ref()),
+                "write it like `10.0.0.200-10.0.0.250`",
+            );
             return None;
         };
-        let (Ok(first), Ok(last)) = (a.trim().parse::<Ipv4Addr>(), b.trim().parse::<Ipv4Addr>()) else {
-            self.error(line, format!("pool `{}` is not a range of IPv4 addresses", p.get_ref()), "write it like `10.0.0.200-10.0.0.250`");
+        let (Ok(first), Ok(last)) = (a.trim().parse::<Ipv4Addr>(), b.trim().parse::<Ipv4Addr>())
+        else {
+            self.error(
+                line,
+                format!("pool `{}` is not a range of IPv4 addresses", p.get_ref()),
+                "write it like `10.0.0.200-10.0.0.250`",
+            );
             return None;
         };
         if first > last {
-            self.error(line, format!("pool starts at {first}, after its end {last}"), "put the lower address first");
+            self.error(
+                line,
+                format!("pool starts at {first}, after its end {last}"),
+                "put the lower address first",
+            );
             return None;
         }
         let pool = Pool { first, last };
-        let usable = |ip: Ipv4Addr| subnet.contains(&ip) && ip != subnet.network() && ip != subnet.broadcast();
+        let usable = |ip: Ipv4Addr| {
+            subnet.contains(&ip) && ip != subnet.network() && ip != subnet.broadcast()
+        };
         if !usable(first) || !usable(last) {
-            self.error(line, format!("pool {pool} is not inside the usable addresses of subnet {subnet}"), format!("choose addresses between {} and {}", subnet.network(), subnet.broadcast()));
+            self.error(
+                line,
+                format!("pool {pool} is not inside the usable addresses of subnet {subnet}"),
+                format!(
+                    "choose addresses between {} and {}",
+                    subnet.network(),
+                    subnet.broadcast()
+                ),
+            );
         }
-        for (what, ip) in [("server address", server.map(|s| s.address)), ("gateway", gateway)] {
+        for (what, ip) in [
+            ("server address", server.map(|s| s.address)),
+            ("gateway", gateway),
+        ] {
             if let Some(ip) = ip.filter(|ip| pool.contains(*ip)) {
-                self.error(line, format!("pool {pool} contains the {what} {ip}"), "shrink the pool so it leaves that address out");
+                self.error(
+                    line,
+                    format!("pool {pool} contains the {what} {ip}"),
+                    "shrink the pool so it leaves that address out",
+                );
             }
         }
         Some(pool)
@@ -234,48 +375,88 @@ impl Validator<'_> {
 
     fn cluster(&mut self, w: &ConfigWire) -> Option<Cluster> {
         let c = w.cluster.get_ref();
-        let version = c.kubernetes_version.get_ref().trim().trim_start_matches('v').to_string();
+        let version = c
+            .kubernetes_version
+            .get_ref()
+            .trim()
+            .trim_start_matches('v')
+            .to_string();
         let parts: Vec<&str> = version.split('.').collect();
-        if parts.len() != 2 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        if parts.len() != 2
+            || parts
+                .iter()
+                .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
             let line = self.at(&c.kubernetes_version);
-            self.error(line, format!("kubernetes_version `{}` is not major.minor", c.kubernetes_version.get_ref()), "write it like `1.31` (pkgs.k8s.io has one repository per minor)");
+            self.error(
+                line,
+                format!(
+                    "kubernetes_version `{}` is not major.minor",
+                    c.kubernetes_version.get_ref()
+                ),
+                "write it like `1.31` (pkgs.k8s.io has one repository per minor)",
+            );
         }
         let endpoint = {
             let e = c.endpoint.get_ref().trim();
-            let with_port = if e.contains(':') { e.to_string() } else { format!("{e}:6443") };
+            let with_port = if e.contains(':') {
+                e.to_string()
+            } else {
+                format!("{e}:6443")
+            };
             match with_port.parse::<SocketAddrV4>() {
                 Ok(ep) => ep,
                 Err(_) => {
                     let line = self.at(&c.endpoint);
-                    self.error(line, format!("endpoint `{e}` is not an IPv4 address and port"), "write the API VIP like `10.0.0.100:6443`");
+                    self.error(
+                        line,
+                        format!("endpoint `{e}` is not an IPv4 address and port"),
+                        "write the API VIP like `10.0.0.100:6443`",
+                    );
                     return None;
                 }
             }
         };
-        let cidr = |v: &mut Self, s: &Option<S<String>>, default: &str, what: &str| -> Option<Ipv4Net> {
-            match s {
-                None => Some(default.parse().unwrap()),
-                Some(s) => v.value::<Ipv4Net>(s, what, default).map(|n| n.trunc()),
-            }
-        };
+        let cidr =
+            |v: &mut Self, s: &Option<S<String>>, default: &str, what: &str| -> Option<Ipv4Net> {
+                match s {
+                    None => Some(default.parse().unwrap()),
+                    Some(s) => v.value::<Ipv4Net>(s, what, default).map(|n| n.trunc()),
+                }
+            };
         let pod_cidr = cidr(self, &c.pod_cidr, "10.244.0.0/16", "pod_cidr")?;
         let service_cidr = cidr(self, &c.service_cidr, "10.96.0.0/12", "service_cidr")?;
         let load_balancer = match &c.load_balancer {
             None => LoadBalancerMode::External,
-            Some(s) => self.choice(s, "load_balancer mode", LoadBalancerMode::from_name, LoadBalancerMode::choices())?,
+            Some(s) => self.choice(
+                s,
+                "load_balancer mode",
+                LoadBalancerMode::from_name,
+                LoadBalancerMode::choices(),
+            )?,
         };
         for key in &c.ssh_authorized_keys {
             let k = key.get_ref();
             let kind = k.split_whitespace().next().unwrap_or("");
-            if !(kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-")) || k.split_whitespace().count() < 2 {
+            if !(kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
+                || k.split_whitespace().count() < 2
+            {
                 let line = self.at(key);
-                self.error(line, format!("`{}` is not an SSH public key", truncate(k, 40)), "paste one line of ~/.ssh/id_ed25519.pub (type, key, comment)");
+                self.error(
+                    line,
+                    format!("`{}` is not an SSH public key", truncate(k, 40)),
+                    "paste one line of ~/.ssh/id_ed25519.pub (type, key, comment)",
+                );
             }
         }
         let name = c.name.get_ref().clone();
         if !is_dns_label(&name) {
             let line = self.at(&c.name);
-            self.error(line, format!("cluster name `{name}` is not a DNS label"), "use lowercase letters, digits and '-', at most 63 characters");
+            self.error(
+                line,
+                format!("cluster name `{name}` is not a DNS label"),
+                "use lowercase letters, digits and '-', at most 63 characters",
+            );
         }
         Some(Cluster {
             name,
@@ -283,9 +464,17 @@ impl Validator<'_> {
             endpoint,
             pod_cidr,
             service_cidr,
-            cni: c.cni.as_ref().map(|s| s.get_ref().clone()).unwrap_or_else(|| "calico".into()),
+            cni: c
+                .cni
+                .as_ref()
+                .map(|s| s.get_ref().clone())
+                .unwrap_or_else(|| "calico".into()),
             load_balancer,
-            ssh_authorized_keys: c.ssh_authorized_keys.iter().map(|k| k.get_ref().clone()).collect(),
+            ssh_authorized_keys: c
+                .ssh_authorized_keys
+                .iter()
+                .map(|k| k.get_ref().clone())
+                .collect(),
         })
     }
 
@@ -295,7 +484,11 @@ impl Validator<'_> {
         let hostname = m.hostname.get_ref().clone();
         if !is_dns_label(&hostname) {
             let line = self.at(&m.hostname);
-            self.error(line, format!("hostname `{hostname}` is not a DNS label"), "use lowercase letters, digits and '-', at most 63 characters, e.g. `cp1`");
+            self.error(
+                line,
+                format!("hostname `{hostname}` is not a DNS label"),
+                "use lowercase letters, digits and '-', at most 63 characters, e.g. `cp1`",
+            );
         }
         let role = self.choice(&m.role, "role", Role::from_name, Role::choices());
         let ip = self.value(&m.ip, "machine IP", "10.0.0.11");
@@ -309,44 +502,109 @@ impl Validator<'_> {
         };
         if let (Some(Platform::Rpi5), Some(Os::Ubuntu2204), Some(o)) = (platform, os, &m.os) {
             let line = self.at(o);
-            self.error(line, "Ubuntu 22.04 does not support the Raspberry Pi 5", "use os = \"ubuntu-24.04\"");
+            self.error(
+                line,
+                "Ubuntu 22.04 does not support the Raspberry Pi 5",
+                "use os = \"ubuntu-24.04\"",
+            );
         }
         Some((
-            Machine { mac: mac?, hostname, role: role?, ip: ip?, platform: platform?, os: os?, disk: m.disk.as_ref().map(|d| d.get_ref().clone()) },
+            Machine {
+                mac: mac?,
+                hostname,
+                role: role?,
+                ip: ip?,
+                platform: platform?,
+                os: os?,
+                disk: m.disk.as_ref().map(|d| d.get_ref().clone()),
+            },
             self.at(s),
         ))
     }
 
     /// Rules that relate machines to each other and to the networks.
-    fn inventory_rules(&mut self, w: &ConfigWire, server: &Server, dhcp: &Dhcp, cluster: &Cluster, machines: &[(Machine, usize)]) {
-        let wire_of = |line: usize| w.machine.iter().find(|m| self.at(m) == line).map(|m| m.get_ref());
+    fn inventory_rules(
+        &mut self,
+        w: &ConfigWire,
+        server: &Server,
+        dhcp: &Dhcp,
+        cluster: &Cluster,
+        machines: &[(Machine, usize)],
+    ) {
+        let wire_of = |line: usize| {
+            w.machine
+                .iter()
+                .find(|m| self.at(m) == line)
+                .map(|m| m.get_ref())
+        };
         let mut macs: HashMap<MacAddr, usize> = HashMap::new();
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut ips: HashMap<Ipv4Addr, usize> = HashMap::new();
         let mut found = Vec::new();
         for (m, line) in machines {
             let wm = wire_of(*line).expect("machine came from the wire list");
-            let (mac_line, name_line, ip_line) = (self.at(&wm.mac), self.at(&wm.hostname), self.at(&wm.ip));
+            let (mac_line, name_line, ip_line) =
+                (self.at(&wm.mac), self.at(&wm.hostname), self.at(&wm.ip));
             if let Some(first) = macs.insert(m.mac, mac_line) {
-                found.push((mac_line, format!("duplicate MAC {} (first on line {first})", m.mac), "give each machine its own MAC; remove the repeated [[machine]]".to_string()));
+                found.push((
+                    mac_line,
+                    format!("duplicate MAC {} (first on line {first})", m.mac),
+                    "give each machine its own MAC; remove the repeated [[machine]]".to_string(),
+                ));
             }
             if let Some(first) = names.insert(&m.hostname, name_line) {
-                found.push((name_line, format!("duplicate hostname {} (first on line {first})", m.hostname), "give each machine its own hostname".to_string()));
+                found.push((
+                    name_line,
+                    format!("duplicate hostname {} (first on line {first})", m.hostname),
+                    "give each machine its own hostname".to_string(),
+                ));
             }
             if let Some(first) = ips.insert(m.ip, ip_line) {
-                found.push((ip_line, format!("duplicate IP {} (first on line {first})", m.ip), "give each machine its own address".to_string()));
+                found.push((
+                    ip_line,
+                    format!("duplicate IP {} (first on line {first})", m.ip),
+                    "give each machine its own address".to_string(),
+                ));
             }
             if dhcp.mode != DhcpMode::Off && !dhcp.subnet.contains(&m.ip) {
-                found.push((ip_line, format!("{}'s IP {} is outside subnet {}", m.hostname, m.ip, dhcp.subnet), format!("choose an address in {}", dhcp.subnet)));
-            } else if dhcp.mode != DhcpMode::Off && (m.ip == dhcp.subnet.network() || m.ip == dhcp.subnet.broadcast()) {
-                found.push((ip_line, format!("{}'s IP {} is the subnet's network or broadcast address", m.hostname, m.ip), "choose a host address".to_string()));
+                found.push((
+                    ip_line,
+                    format!(
+                        "{}'s IP {} is outside subnet {}",
+                        m.hostname, m.ip, dhcp.subnet
+                    ),
+                    format!("choose an address in {}", dhcp.subnet),
+                ));
+            } else if dhcp.mode != DhcpMode::Off
+                && (m.ip == dhcp.subnet.network() || m.ip == dhcp.subnet.broadcast())
+            {
+                found.push((
+                    ip_line,
+                    format!(
+                        "{}'s IP {} is the subnet's network or broadcast address",
+                        m.hostname, m.ip
+                    ),
+                    "choose a host address".to_string(),
+                ));
             }
             if let Some(pool) = dhcp.pool.filter(|p| p.contains(m.ip)) {
-                found.push((ip_line, format!("{}'s IP {} is inside the pool {pool}", m.hostname, m.ip), "choose an address outside the pool (the pool is for unknown machines)".to_string()));
+                found.push((
+                    ip_line,
+                    format!("{}'s IP {} is inside the pool {pool}", m.hostname, m.ip),
+                    "choose an address outside the pool (the pool is for unknown machines)"
+                        .to_string(),
+                ));
             }
-            for (what, other) in [("server address", Some(server.address)), ("gateway", dhcp.gateway)] {
+            for (what, other) in [
+                ("server address", Some(server.address)),
+                ("gateway", dhcp.gateway),
+            ] {
                 if other == Some(m.ip) {
-                    found.push((ip_line, format!("{}'s IP {} is the {what}", m.hostname, m.ip), "choose another address".to_string()));
+                    found.push((
+                        ip_line,
+                        format!("{}'s IP {} is the {what}", m.hostname, m.ip),
+                        "choose another address".to_string(),
+                    ));
                 }
             }
         }
@@ -358,18 +616,52 @@ impl Validator<'_> {
         let ep_line = self.at(&cl.endpoint);
         let vip = *cluster.endpoint.ip();
         if let Some(pool) = dhcp.pool.filter(|p| p.contains(vip)) {
-            self.error(ep_line, format!("the API VIP {vip} is inside the DHCP pool {pool}"), "choose a VIP outside the pool, so no machine can lease it");
+            self.error(
+                ep_line,
+                format!("the API VIP {vip} is inside the DHCP pool {pool}"),
+                "choose a VIP outside the pool, so no machine can lease it",
+            );
         }
         if let Some((m, _)) = machines.iter().find(|(m, _)| m.ip == vip) {
-            self.error(ep_line, format!("the API VIP {vip} is also {}'s IP", m.hostname), "choose a VIP that no machine uses");
+            self.error(
+                ep_line,
+                format!("the API VIP {vip} is also {}'s IP", m.hostname),
+                "choose a VIP that no machine uses",
+            );
         }
         if vip == server.address {
-            self.error(ep_line, format!("the API VIP {vip} is bootherd's own address"), "choose a free address for the VIP");
+            self.error(
+                ep_line,
+                format!("the API VIP {vip} is bootherd's own address"),
+                "choose a free address for the VIP",
+            );
         }
         let nets = [
-            ("pod_cidr", cluster.pod_cidr, cl.pod_cidr.as_ref().map(|s| self.at(s)).unwrap_or(self.at(&w.cluster))),
-            ("service_cidr", cluster.service_cidr, cl.service_cidr.as_ref().map(|s| self.at(s)).unwrap_or(self.at(&w.cluster))),
-            ("DHCP subnet", dhcp.subnet, w.dhcp.as_ref().and_then(|d| d.get_ref().subnet.as_ref()).map(|s| self.at(s)).unwrap_or(1)),
+            (
+                "pod_cidr",
+                cluster.pod_cidr,
+                cl.pod_cidr
+                    .as_ref()
+                    .map(|s| self.at(s))
+                    .unwrap_or(self.at(&w.cluster)),
+            ),
+            (
+                "service_cidr",
+                cluster.service_cidr,
+                cl.service_cidr
+                    .as_ref()
+                    .map(|s| self.at(s))
+                    .unwrap_or(self.at(&w.cluster)),
+            ),
+            (
+                "DHCP subnet",
+                dhcp.subnet,
+                w.dhcp
+                    .as_ref()
+                    .and_then(|d| d.get_ref().subnet.as_ref())
+                    .map(|s| self.at(s))
+                    .unwrap_or(1),
+            ),
         ];
         for i in 0..nets.len() {
             for j in i + 1..nets.len() {
@@ -378,15 +670,29 @@ impl Validator<'_> {
                     continue;
                 }
                 if a.contains(&b.network()) || b.contains(&a.network()) {
-                    self.error(bl, format!("{bn} {b} overlaps {an} {a}"), "give pods, services and nodes separate address ranges");
+                    self.error(
+                        bl,
+                        format!("{bn} {b} overlaps {an} {a}"),
+                        "give pods, services and nodes separate address ranges",
+                    );
                 }
             }
         }
-        let control_planes = machines.iter().filter(|(m, _)| m.role == Role::ControlPlane).count();
-        let lbs = machines.iter().filter(|(m, _)| m.role == Role::LoadBalancer).count();
+        let control_planes = machines
+            .iter()
+            .filter(|(m, _)| m.role == Role::ControlPlane)
+            .count();
+        let lbs = machines
+            .iter()
+            .filter(|(m, _)| m.role == Role::LoadBalancer)
+            .count();
         let cluster_line = self.at(&w.cluster);
         if control_planes == 0 {
-            self.error(cluster_line, "no machine has role \"control-plane\"", "give at least one [[machine]] role = \"control-plane\" (three for HA)");
+            self.error(
+                cluster_line,
+                "no machine has role \"control-plane\"",
+                "give at least one [[machine]] role = \"control-plane\" (three for HA)",
+            );
         } else if control_planes % 2 == 0 {
             self.warn(cluster_line, format!("{control_planes} control planes: etcd quorum is N/2+1, so this tolerates no more failures than {}", control_planes - 1), format!("use {} or {} control planes", control_planes - 1, control_planes + 1));
         }
@@ -402,7 +708,8 @@ impl Validator<'_> {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }

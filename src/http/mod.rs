@@ -1,7 +1,103 @@
-//! The HTTP server (being written).
-use crate::app::App;
-use std::sync::Arc;
+//! The HTTP server (axum): a thin adapter around the boot decision and the
+//! store. `boot` serves iPXE scripts and cloud-init seeds, `assets` streams
+//! installer and boot files (with Range), `api` is the JSON API under `/api/v1/`.
 
-pub async fn serve(_app: Arc<App>) -> anyhow::Result<()> {
-    anyhow::bail!("HTTP is not built yet")
+pub mod api;
+mod assets;
+mod boot;
+
+use crate::app::App;
+use anyhow::Context;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub type AppState = State<Arc<App>>;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/boot.ipxe", get(boot::ipxe_script))
+        .route("/cloud-init/{mac}/{file}", get(boot::seed))
+        .route("/assets/{set}/{file}", get(assets::installer_file))
+        .route("/api/v1/health", get(api::health))
+        .route("/api/v1/machines", get(api::machines))
+        .route(
+            "/api/v1/machines/{id}/events",
+            get(api::events).post(api::installer_event),
+        )
+        .route(
+            "/api/v1/machines/{id}/installed",
+            post(api::install_finished),
+        )
+        .route("/api/v1/machines/{id}/reimage", post(api::reimage))
+        .route("/api/v1/reload", post(api::reload))
+        .fallback(get(assets::boot_file))
+        // Installer progress events are small; nothing legitimate posts more.
+        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
+        .layer(middleware::from_fn(log_request))
+        .with_state(app)
 }
+
+/// One log line per request: method, path, status, time.
+async fn log_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let resp = next.run(req).await;
+    tracing::info!(target: "bootherd::http", %peer, %method, %path, status = resp.status().as_u16(), ms = start.elapsed().as_millis() as u64, "http");
+    resp
+}
+
+pub async fn serve(app: Arc<App>) -> anyhow::Result<()> {
+    let bind = app.config().server.http_bind;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {bind} (is another server using the port? change [server] http_port)"))?;
+    tracing::info!("HTTP listening on {bind}");
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await
+    .context("HTTP server failed")
+}
+
+/// An error that becomes an HTTP response with a plain-text reason.
+pub struct HttpError(StatusCode, String);
+
+impl HttpError {
+    pub fn new(status: StatusCode, msg: impl Into<String>) -> HttpError {
+        HttpError(status, msg.into())
+    }
+    pub fn not_found(msg: impl Into<String>) -> HttpError {
+        HttpError(StatusCode::NOT_FOUND, msg.into())
+    }
+}
+
+impl From<anyhow::Error> for HttpError {
+    fn from(e: anyhow::Error) -> HttpError {
+        tracing::error!("request failed: {e:#}");
+        HttpError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let mut body = self.1;
+        body.push('\n');
+        (self.0, body).into_response()
+    }
+}
+
+pub use api::MachineRow;
+pub use boot::script_client;

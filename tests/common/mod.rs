@@ -20,16 +20,33 @@ pub fn bootherd_bin() -> PathBuf {
 /// Fails the test with a clear message when a tool it needs is missing.
 pub fn require(tools: &[&str]) {
     for t in tools {
-        let found = Command::new("sh").args(["-c", &format!("command -v {t}")]).output().map(|o| o.status.success()).unwrap_or(false);
-        assert!(found, "`{t}` is not installed: run `sudo tests/install-deps.sh` (or `bash .ci/run`)");
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(
+            found,
+            "`{t}` is not installed: run `sudo tests/install-deps.sh` (or `bash .ci/run`)"
+        );
     }
-    assert!(unsafe { libc::geteuid() } == 0, "integration tests need root (network namespaces); run them with sudo");
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "integration tests need root (network namespaces); run them with sudo"
+    );
 }
 
 /// Runs a command and returns its output; panics with stderr when it fails.
 pub fn sh(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -40,7 +57,12 @@ pub struct Netns {
 
 impl Netns {
     pub fn new(tag: &str) -> Netns {
-        let name = format!("bh{}-{}-{}", tag, std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "bh{}-{}-{}",
+            tag,
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
         sh(Command::new("ip").args(["netns", "add", &name]));
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
@@ -61,12 +83,17 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = Command::new("kill").args(["-9", pid]).status();
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -82,7 +109,10 @@ impl Lan {
         let server = Netns::new(&format!("{tag}s"));
         let client = Netns::new(&format!("{tag}c"));
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let (a, b) = (format!("bhv{}a{n}", std::process::id()), format!("bhv{}b{n}", std::process::id()));
+        let (a, b) = (
+            format!("bhv{}a{n}", std::process::id()),
+            format!("bhv{}b{n}", std::process::id()),
+        );
         sh(Command::new("ip").args(["link", "add", &a, "type", "veth", "peer", "name", &b]));
         sh(Command::new("ip").args(["link", "set", &a, "netns", &server.name]));
         sh(Command::new("ip").args(["link", "set", &b, "netns", &client.name]));
@@ -97,7 +127,8 @@ impl Lan {
 
 /// A `bootherd serve` running in a namespace, with its own data_dir.
 pub struct Server {
-    pub ns_name: String,
+    /// The namespace it runs in; `None` runs on the host (loopback-only configs).
+    pub ns_name: Option<String>,
     pub data_dir: PathBuf,
     pub config_path: PathBuf,
     pub http: String,
@@ -108,23 +139,46 @@ pub struct Server {
 impl Server {
     /// Writes `config` (its `data_dir` must be `@DATA@`, replaced here) and starts serving.
     pub fn start(ns: &Netns, config: &str) -> Server {
+        Server::start_in(Some(ns.name.clone()), config)
+    }
+
+    /// Starts on the host, for configs that only use loopback (no DHCP).
+    pub fn start_local(config: &str) -> Server {
+        Server::start_in(None, config)
+    }
+
+    fn start_in(ns_name: Option<String>, config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         std::fs::create_dir_all(&data_dir).unwrap();
         let config_path = dir.path().join("bootherd.toml");
-        std::fs::write(&config_path, config.replace("@DATA@", data_dir.to_str().unwrap())).unwrap();
+        std::fs::write(
+            &config_path,
+            config.replace("@DATA@", data_dir.to_str().unwrap()),
+        )
+        .unwrap();
         let (cfg, _) = bootherd::config::Config::load(&config_path).expect("test config is valid");
         let http = cfg.http_base();
-        let mut s = Server { ns_name: ns.name.clone(), data_dir, config_path, http, child: None, _dir: dir };
+        let mut s = Server {
+            ns_name,
+            data_dir,
+            config_path,
+            http,
+            child: None,
+            _dir: dir,
+        };
         s.spawn();
         s
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns_name])
-            .arg(bootherd_bin())
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = self
+            .in_ns(bootherd_bin())
             .args(["serve", "--config"])
             .arg(&self.config_path)
             .env("RUST_LOG", "bootherd=debug,info")
@@ -148,10 +202,18 @@ impl Server {
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("bootherd exited early ({status}):\n{}", self.log());
             }
-            let ok = self.cli_cmd(&["machines"]).output().map(|o| o.status.success()).unwrap_or(false);
+            let ok = self
+                .cli_cmd(&["machines"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
             if ok {
                 return;
             }
@@ -162,9 +224,34 @@ impl Server {
 
     /// A `bootherd <args> --config …` command inside the namespace.
     pub fn cli_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns_name]).arg(bootherd_bin()).args(args).arg("--config").arg(&self.config_path);
+        let mut c = self.in_ns(bootherd_bin());
+        c.args(args).arg("--config").arg(&self.config_path);
         c
+    }
+
+    /// A command that runs where the server runs (its namespace, or the host).
+    pub fn in_ns(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match &self.ns_name {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+
+    /// `curl -sS <args>` where the server runs; returns (HTTP status, body).
+    pub fn curl(&self, args: &[&str]) -> (u16, String) {
+        let out = self
+            .in_ns("curl")
+            .args(["-sS", "-o", "-", "-w", "\n%{http_code}"])
+            .args(args)
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
     /// Runs the CLI and returns stdout; panics when it fails.
@@ -215,6 +302,40 @@ gateway = "10.55.0.1"
 dns = ["10.55.0.1"]
 pool = "10.55.0.200-10.55.0.250"
 lease_time = "1h"
+
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+load_balancer = "stacked"
+
+{machines}"#
+    )
+}
+
+/// A free TCP port on loopback (for servers on the host).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A config that serves HTTP only, on 127.0.0.1:`port` (no DHCP, no TFTP).
+pub fn http_only_config(port: u16, machines: &str) -> String {
+    format!(
+        r#"[server]
+address = "127.0.0.1"
+http_port = {port}
+data_dir = "@DATA@"
+
+[dhcp]
+mode = "off"
+
+[tftp]
+enabled = false
+root = "@DATA@/tftp"
 
 [cluster]
 name = "lab"

@@ -1,0 +1,250 @@
+//! `bootherd check` refuses each mistake DESIGN.md lists, naming the line.
+
+use std::process::Command;
+
+const BASE: &str = r#"[server]
+address = "10.0.0.2"
+data_dir = "/var/lib/bootherd"
+
+[dhcp]
+subnet = "10.0.0.0/24"
+gateway = "10.0.0.1"
+pool = "10.0.0.200-10.0.0.250"
+
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.0.0.100:6443"
+pod_cidr = "10.244.0.0/16"
+service_cidr = "10.96.0.0/12"
+
+[[machine]]
+mac = "52:54:00:aa:00:21"
+hostname = "lb1"
+role = "load-balancer"
+ip = "10.0.0.21"
+
+[[machine]]
+mac = "52:54:00:aa:00:01"
+hostname = "cp1"
+role = "control-plane"
+ip = "10.0.0.11"
+
+[[machine]]
+mac = "52:54:00:aa:00:02"
+hostname = "cp2"
+role = "control-plane"
+ip = "10.0.0.12"
+
+[[machine]]
+mac = "52:54:00:aa:00:03"
+hostname = "cp3"
+role = "control-plane"
+ip = "10.0.0.13"
+"#;
+
+/// Runs `bootherd check` on `text`; returns (exit code, stderr + stdout).
+fn check(text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bootherd.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bootherd"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Replaces exactly one occurrence of `from` in the base config.
+fn edit(from: &str, to: &str) -> String {
+    assert_eq!(BASE.matches(from).count(), 1, "ambiguous edit {from:?}");
+    BASE.replacen(from, to, 1)
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    nth_line_of(text, needle, 1)
+}
+
+/// The line number of the `n`th line (1-based) containing `needle`.
+fn nth_line_of(text: &str, needle: &str, n: usize) -> usize {
+    let mut hits = text.lines().enumerate().filter(|(_, l)| l.contains(needle));
+    hits.nth(n - 1)
+        .map(|(i, _)| i + 1)
+        .unwrap_or_else(|| panic!("{needle:?} not {n} times in config"))
+}
+
+#[track_caller]
+fn assert_refused(text: &str, line: usize, message: &str) {
+    let (code, out) = check(text);
+    assert_eq!(
+        code, 1,
+        "expected refusal mentioning {message:?}, got exit {code}:\n{out}"
+    );
+    let wanted = format!(":{line}: error: ");
+    let hit = out
+        .lines()
+        .any(|l| l.contains(&wanted) && l.contains(message) && l.contains("(fix: "));
+    assert!(
+        hit,
+        "expected a line `…{wanted}…{message}… (fix: …)`, got:\n{out}"
+    );
+}
+
+#[test]
+fn the_base_config_is_valid() {
+    let (code, out) = check(BASE);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok (4 machines)"), "{out}");
+}
+
+#[test]
+fn duplicate_mac_hostname_and_ip() {
+    let t = edit("mac = \"52:54:00:aa:00:02\"", "mac = \"52:54:00:AA:00:01\"");
+    assert_refused(
+        &t,
+        line_of(&t, "52:54:00:AA:00:01"),
+        "duplicate MAC 52:54:00:aa:00:01",
+    );
+    let t = edit("hostname = \"cp2\"", "hostname = \"cp1\"");
+    assert_refused(
+        &t,
+        nth_line_of(&t, "hostname = \"cp1\"", 2),
+        "duplicate hostname cp1",
+    );
+    let t = edit("ip = \"10.0.0.12\"", "ip = \"10.0.0.11\"");
+    assert_refused(
+        &t,
+        nth_line_of(&t, "ip = \"10.0.0.11\"", 2),
+        "duplicate IP 10.0.0.11",
+    );
+}
+
+#[test]
+fn machine_ip_outside_the_subnet_or_inside_the_pool() {
+    let t = edit("ip = \"10.0.0.12\"", "ip = \"10.0.1.12\"");
+    assert_refused(&t, line_of(&t, "10.0.1.12"), "outside subnet 10.0.0.0/24");
+    let t = edit("ip = \"10.0.0.12\"", "ip = \"10.0.0.201\"");
+    assert_refused(&t, line_of(&t, "10.0.0.201"), "inside the pool");
+}
+
+#[test]
+fn vip_inside_the_pool_or_on_a_machine() {
+    let t = edit("10.0.0.100:6443", "10.0.0.220:6443");
+    assert_refused(
+        &t,
+        line_of(&t, "endpoint"),
+        "VIP 10.0.0.220 is inside the DHCP pool",
+    );
+    let t = edit("10.0.0.100:6443", "10.0.0.13:6443");
+    assert_refused(&t, line_of(&t, "endpoint"), "also cp3's IP");
+}
+
+#[test]
+fn overlapping_networks() {
+    let t = edit("pod_cidr = \"10.244.0.0/16\"", "pod_cidr = \"10.0.0.0/16\"");
+    assert_refused(&t, line_of(&t, "subnet ="), "overlaps pod_cidr 10.0.0.0/16");
+    let t = edit(
+        "service_cidr = \"10.96.0.0/12\"",
+        "service_cidr = \"10.244.128.0/20\"",
+    );
+    assert_refused(
+        &t,
+        line_of(&t, "service_cidr"),
+        "service_cidr 10.244.128.0/20 overlaps pod_cidr",
+    );
+}
+
+#[test]
+fn no_control_plane() {
+    let t = BASE.replace("role = \"control-plane\"", "role = \"worker\"");
+    assert_refused(
+        &t,
+        line_of(&t, "[cluster]"),
+        "no machine has role \"control-plane\"",
+    );
+}
+
+#[test]
+fn vip_without_load_balancer_unless_stacked() {
+    let t = edit("role = \"load-balancer\"", "role = \"worker\"");
+    assert_refused(
+        &t,
+        line_of(&t, "endpoint"),
+        "no machine has role \"load-balancer\"",
+    );
+    let stacked = t.replace("[cluster]\n", "[cluster]\nload_balancer = \"stacked\"\n");
+    let (code, out) = check(&stacked);
+    assert_eq!(
+        code, 0,
+        "stacked mode needs no load-balancer machines:\n{out}"
+    );
+}
+
+#[test]
+fn even_control_planes_warn_but_pass() {
+    let t = edit("role = \"load-balancer\"", "role = \"control-plane\"")
+        .replace("[cluster]\n", "[cluster]\nload_balancer = \"stacked\"\n");
+    let (code, out) = check(&t);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            ":{}: warning: 4 control planes",
+            line_of(&t, "[cluster]")
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn syntax_errors_unknown_keys_and_bad_values_name_the_line() {
+    let t = edit("hostname = \"cp2\"", "hostname = \"cp2");
+    let (code, out) = check(&t);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!(":{}: error:", line_of(&t, "hostname = \"cp2"))),
+        "{out}"
+    );
+
+    let t = edit("hostname = \"cp2\"", "hostnme = \"cp2\"");
+    let (code, out) = check(&t);
+    assert_eq!(code, 1);
+    assert!(out.contains("hostnme"), "{out}");
+
+    let t = edit("mac = \"52:54:00:aa:00:02\"", "mac = \"52:54:00:aa:00\"");
+    assert_refused(
+        &t,
+        line_of(&t, "52:54:00:aa:00\""),
+        "MAC `52:54:00:aa:00` is not valid",
+    );
+    let t = edit("role = \"load-balancer\"", "role = \"loadbalancer\"");
+    assert_refused(
+        &t,
+        line_of(&t, "loadbalancer"),
+        "unknown role `loadbalancer`",
+    );
+    let t = edit("hostname = \"cp2\"", "hostname = \"CP_2\"");
+    assert_refused(&t, line_of(&t, "CP_2"), "not a DNS label");
+    let t = edit(
+        "pool = \"10.0.0.200-10.0.0.250\"",
+        "pool = \"10.0.0.250-10.0.0.200\"",
+    );
+    assert_refused(&t, line_of(&t, "pool ="), "after its end");
+}
+
+#[test]
+fn every_error_is_listed_not_just_the_first() {
+    let t = edit("ip = \"10.0.0.12\"", "ip = \"10.0.0.11\"")
+        .replace("10.0.0.100:6443", "10.0.0.220:6443");
+    let (code, out) = check(&t);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("duplicate IP") && out.contains("inside the DHCP pool"),
+        "{out}"
+    );
+}

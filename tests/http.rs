@@ -1,0 +1,369 @@
+//! The HTTP server against a real client (curl), on loopback: boot scripts per
+//! lifecycle state, seeds only where due, token-bound callbacks, operator-only
+//! writes, Range downloads, hostile paths, reloads and restarts.
+
+mod common;
+
+use common::{free_port, http_only_config, machine, Server};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+const MAC: &str = "52-54-00-12-34-56";
+
+fn start() -> Server {
+    let port = free_port();
+    let s = Server::start_local(&http_only_config(
+        port,
+        &machine("52:54:00:12:34:56", "cp1", "control-plane", "10.55.0.11"),
+    ));
+    let iso = s.data_dir.join("images/ubuntu-24.04-amd64");
+    std::fs::create_dir_all(&iso).unwrap();
+    // A file with a recognisable pattern, so any misplaced byte shows.
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(iso.join("live-server.iso"), &data).unwrap();
+    std::fs::write(iso.join("vmlinuz"), b"kernel").unwrap();
+    s
+}
+
+fn script(s: &Server, platform: &str) -> String {
+    let (code, body) = s.curl(&[&format!(
+        "{}/boot.ipxe?mac={MAC}&platform={platform}&buildarch=x86_64",
+        s.http
+    )]);
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+fn state(s: &Server) -> String {
+    let (_, body) = s.curl(&[&format!("{}/api/v1/machines", s.http)]);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v[0]["state"].as_str().unwrap().to_string()
+}
+
+fn token_of(user_data: &str) -> String {
+    let i = user_data
+        .find("installed?token=")
+        .expect("callback URL in user-data")
+        + "installed?token=".len();
+    user_data[i..i + 32].to_string()
+}
+
+#[test]
+fn the_lifecycle_moves_by_callbacks_not_boots() {
+    let s = start();
+    let install = script(&s, "efi");
+    assert!(
+        install.contains("kernel ") && install.contains("initrd=initrd "),
+        "UEFI needs initrd= on the command line:\n{install}"
+    );
+    assert!(
+        install.contains(&format!("ds=nocloud-net;s={}/cloud-init/{MAC}/ ", s.http)),
+        "{install}"
+    );
+    assert!(
+        install.contains("autoinstall") && install.contains("ip=dhcp") && install.contains("url="),
+        "{install}"
+    );
+    assert!(
+        !script(&s, "pcbios").contains("initrd=initrd"),
+        "BIOS gets no initrd= argument"
+    );
+    assert_eq!(
+        state(&s),
+        "configured",
+        "fetching the script does not move the state"
+    );
+
+    let (code, user_data) = s.curl(&[&format!("{}/cloud-init/{MAC}/user-data", s.http)]);
+    assert_eq!(code, 200);
+    assert!(
+        user_data.starts_with("#cloud-config\n") && user_data.contains("hostname: cp1"),
+        "{user_data}"
+    );
+    for f in ["meta-data", "vendor-data"] {
+        assert_eq!(
+            s.curl(&[&format!("{}/cloud-init/{MAC}/{f}", s.http)]).0,
+            200,
+            "{f}"
+        );
+    }
+    let token = token_of(&user_data);
+
+    let event = format!("{}/api/v1/machines/{MAC}/events?token={token}", s.http);
+    let (code, _) = s.curl(&[
+        "-X",
+        "POST",
+        "-d",
+        r#"{"name":"subiquity/Install","event_type":"start","description":"x"}"#,
+        &event,
+    ]);
+    assert_eq!(code, 204);
+    assert_eq!(state(&s), "installing");
+    let (code, _) = s.curl(&["-X", "POST", "-d", "not json", &event]);
+    assert_eq!(code, 400, "a malformed event is refused");
+
+    let installed = |t: &str| {
+        s.curl(&[
+            "-X",
+            "POST",
+            &format!("{}/api/v1/machines/{MAC}/installed?token={t}", s.http),
+        ])
+        .0
+    };
+    assert_eq!(
+        installed("0123456789abcdef0123456789abcdef"),
+        403,
+        "a wrong token is refused"
+    );
+    assert_eq!(state(&s), "installing");
+    assert_eq!(installed(&token), 204);
+    assert_eq!(state(&s), "installed");
+    assert_eq!(installed(&token), 403, "the install token works once");
+
+    let local = script(&s, "pcbios");
+    assert!(
+        local.contains("sanboot --no-describe --drive 0x80"),
+        "{local}"
+    );
+    assert!(
+        script(&s, "efi").lines().any(|l| l.trim() == "exit"),
+        "UEFI local boot exits to the next boot entry"
+    );
+    assert_eq!(
+        s.curl(&[&format!("{}/cloud-init/{MAC}/user-data", s.http)])
+            .0,
+        404,
+        "no seed once installed"
+    );
+
+    // Reimage: refused without the operator token, then accepted through the CLI.
+    let (code, _) = s.curl(&[
+        "-X",
+        "POST",
+        &format!("{}/api/v1/machines/cp1/reimage", s.http),
+    ]);
+    assert_eq!(code, 401);
+    assert_eq!(state(&s), "installed", "a refused write changes nothing");
+    let out = s.cli(&["reimage", "cp1"]);
+    assert!(out.contains("cp1"), "{out}");
+    assert_eq!(state(&s), "reimage-pending");
+    let again = script(&s, "pcbios");
+    assert!(again.contains("kernel "), "{again}");
+    let (_, user_data2) = s.curl(&[&format!("{}/cloud-init/{MAC}/user-data", s.http)]);
+    assert_ne!(
+        token_of(&user_data2),
+        token,
+        "a new install gets a new token"
+    );
+
+    let table = s.cli(&["machines"]);
+    assert!(
+        table.lines().any(|l| l.starts_with("cp1")
+            && l.contains("reimage-pending")
+            && l.contains("52:54:00:12:34:56")),
+        "{table}"
+    );
+}
+
+#[test]
+fn unknown_machines_get_no_seed_and_an_exit_script() {
+    let s = start();
+    for f in ["user-data", "meta-data", "vendor-data", "network-config"] {
+        assert_eq!(
+            s.curl(&[&format!("{}/cloud-init/52-54-00-99-99-99/{f}", s.http)])
+                .0,
+            404,
+            "{f}"
+        );
+    }
+    let (code, body) = s.curl(&[&format!(
+        "{}/boot.ipxe?mac=52-54-00-99-99-99&platform=pcbios",
+        s.http
+    )]);
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("not in the inventory") && body.contains("exit") && !body.contains("kernel"),
+        "{body}"
+    );
+    let (code, body) = s.curl(&[&format!("{}/boot.ipxe", s.http)]);
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("chain ") && body.contains("${netX/mac:hexhyp}"),
+        "the first hop asks again with the MAC:\n{body}"
+    );
+}
+
+#[test]
+fn assets_stream_whole_and_by_range() {
+    let s = start();
+    let path = s.data_dir.join("images/ubuntu-24.04-amd64/live-server.iso");
+    let want = std::fs::read(&path).unwrap();
+    let url = format!("{}/assets/ubuntu-24.04-amd64/live-server.iso", s.http);
+    let out = s.in_ns("curl").args(["-sSf", &url]).output().unwrap();
+    assert!(
+        out.stdout == want,
+        "whole download differs ({} vs {} bytes)",
+        out.stdout.len(),
+        want.len()
+    );
+    let out = s
+        .in_ns("curl")
+        .args([
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-r",
+            "1000000-1000099",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&out.stdout);
+    assert!(headers.starts_with("HTTP/1.1 206"), "{headers}");
+    let part = s
+        .in_ns("curl")
+        .args(["-sS", "-r", "1000000-1000099", &url])
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(part, want[1_000_000..1_000_100]);
+    let tail = s
+        .in_ns("curl")
+        .args(["-sS", "-r", "-10", &url])
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(tail, want[want.len() - 10..]);
+    assert_eq!(
+        s.curl(&[&format!("{}/assets/ubuntu-24.04-amd64/initrd", s.http)])
+            .0,
+        404,
+        "a missing file is a 404"
+    );
+    assert_eq!(
+        s.curl(&[&format!("{}/assets/ubuntu-24.04-amd64/state.db", s.http)])
+            .0,
+        404,
+        "only installer files"
+    );
+    assert_eq!(
+        s.curl(&[&format!("{}/assets/..%2F..%2Fstate.db/x", s.http)])
+            .0,
+        404
+    );
+}
+
+/// Sends a raw request line (curl would normalise the path) and returns the response.
+fn raw_get(s: &Server, path: &str) -> String {
+    let addr = s.http.trim_start_matches("http://");
+    let mut conn = TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = conn.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn boot_files_are_read_only_and_stay_inside_their_root() {
+    let s = start();
+    let root = s.data_dir.join("tftp");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("sub/hello.txt"), b"hello").unwrap();
+    std::os::unix::fs::symlink("/etc", root.join("etc-link")).unwrap();
+    assert_eq!(
+        s.curl(&[&format!("{}/sub/hello.txt", s.http)]),
+        (200, "hello".to_string())
+    );
+    for path in [
+        "/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/sub/../../state.db",
+        "/etc-link/passwd",
+        "//etc/passwd",
+        "/%00",
+    ] {
+        let resp = raw_get(&s, path);
+        let status = resp.lines().next().unwrap_or("");
+        assert!(
+            status.contains(" 403 ") || status.contains(" 404 ") || status.contains(" 400 "),
+            "{path}: {status}"
+        );
+        assert!(!resp.contains("root:"), "{path} leaked a file");
+    }
+    let (code, _) = s.curl(&[
+        "-X",
+        "PUT",
+        "--data-binary",
+        "x",
+        &format!("{}/sub/new.txt", s.http),
+    ]);
+    assert_eq!(code, 405);
+    assert!(!root.join("sub/new.txt").exists());
+}
+
+#[test]
+fn a_broken_config_is_refused_on_reload_and_the_running_one_stays() {
+    let s = start();
+    let good = std::fs::read_to_string(&s.config_path).unwrap();
+    let added = format!(
+        "{good}{}",
+        machine("52:54:00:12:34:57", "cp2", "control-plane", "10.55.0.12")
+    );
+    std::fs::write(&s.config_path, &added).unwrap();
+    s.cli(&["reload"]);
+    assert!(
+        s.cli(&["machines"]).contains("cp2"),
+        "a machine added to the file appears without a restart"
+    );
+
+    std::fs::write(
+        &s.config_path,
+        added.replace("ip = \"10.55.0.12\"", "ip = \"10.55.0.11\""),
+    )
+    .unwrap();
+    let out = s.cli_cmd(&["reload"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("duplicate IP") && err.contains("running config stays"),
+        "{err}"
+    );
+    // SIGHUP with the same broken file: logged, refused, still serving the old config.
+    std::fs::write(&s.config_path, "this is not toml").unwrap();
+    unsafe { libc::kill(s.pid() as i32, libc::SIGHUP) };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(s.log().contains("config reload refused"), "{}", s.log());
+    assert!(
+        script(&s, "pcbios").contains("kernel "),
+        "still serving after a refused reload"
+    );
+    // `machines` reads the running server; the file on disk is broken, so pass the port explicitly.
+    let (code, body) = s.curl(&[&format!("{}/api/v1/machines", s.http)]);
+    assert_eq!(code, 200);
+    assert!(body.contains("cp2"), "{body}");
+}
+
+#[test]
+fn state_survives_kill_9() {
+    let mut s = start();
+    let (_, user_data) = s.curl(&[&format!("{}/cloud-init/{MAC}/user-data", s.http)]);
+    let token = token_of(&user_data);
+    assert_eq!(
+        s.curl(&[
+            "-X",
+            "POST",
+            &format!("{}/api/v1/machines/{MAC}/installed?token={token}", s.http)
+        ])
+        .0,
+        204
+    );
+    s.restart();
+    assert_eq!(state(&s), "installed");
+    assert!(script(&s, "pcbios").contains("sanboot"));
+}

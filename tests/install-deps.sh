@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what bootherd's tests use: the real peers (DHCP and TFTP clients,
+# QEMU with SeaBIOS/iPXE/OVMF firmware, a Debian kernel and busybox for the
+# installer stand-in) and the validators. Debian 12; run as root. Idempotent.
+set -euo pipefail
+
+[ "$(id -u)" = 0 ] || { echo "run as root (sudo $0)" >&2; exit 1; }
+
+PKGS=(
+    iproute2 procps curl socat python3 cpio sqlite3 ca-certificates
+    isc-dhcp-client busybox-static kea-admin           # dhclient, udhcpc, perfdhcp
+    tftp-hpa atftp                                      # TFTP clients
+    qemu-system-x86 ipxe-qemu ipxe ovmf                 # firmware PXE boots
+    linux-image-amd64                                   # the installer stand-in's kernel
+    shellcheck
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+for c in rustfmt clippy; do
+    if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        echo "adding the rust component $c" >&2
+        rustup component add "$c"
+    fi
+done
+echo "test dependencies are installed" >&2
