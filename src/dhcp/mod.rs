@@ -42,9 +42,13 @@ const CLIENT_PORT: u16 = 68;
 const RECV_BUFFER_BYTES: usize = 4 << 20;
 /// Commits waiting for the writer. When it is full, new requests are dropped
 /// (clients retry) rather than queued without bound.
-const COMMIT_QUEUE: usize = 16_384;
+const COMMIT_QUEUE: usize = 65_536;
 /// The most commits written in one transaction.
-const MAX_BATCH: usize = 4096;
+const MAX_BATCH: usize = 16_384;
+/// The most ACKs released by one transaction. A commit frees its ACKs all at
+/// once; capping the burst keeps a relay's (or perfdhcp's) receive buffer
+/// from overflowing, at the cost of more, smaller transactions under backlog.
+const MAX_REPLIES_PER_BATCH: usize = 256;
 /// `last_seen` is written at most this often per MAC, so a busy client does
 /// not cost a store write per packet.
 const SEEN_INTERVAL_SECS: u64 = 60;
@@ -168,19 +172,13 @@ fn write_loop(store: &dyn Store, queued: Receiver<Commit>, socket: &std::net::Ud
     let mut replies = Vec::new();
     while let Ok(first) = queued.recv() {
         let mut commits = 1;
-        let mut take = |c: Commit| {
+        writes.extend(first.writes);
+        replies.extend(first.reply);
+        while commits < MAX_BATCH && replies.len() < MAX_REPLIES_PER_BATCH {
+            let Ok(c) = queued.try_recv() else { break };
             writes.extend(c.writes);
             replies.extend(c.reply);
-        };
-        take(first);
-        while commits < MAX_BATCH {
-            match queued.try_recv() {
-                Ok(c) => {
-                    take(c);
-                    commits += 1;
-                }
-                Err(_) => break,
-            }
+            commits += 1;
         }
         match store.write(&writes) {
             Ok(()) => {
