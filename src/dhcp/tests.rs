@@ -1,0 +1,422 @@
+//! The DHCP exchanges without sockets: request bytes in, replies and store writes out.
+
+use super::packet::tests::request_bytes;
+use super::*;
+use crate::inventory::{Event, State};
+use crate::store::SqliteStore;
+use dhcproto::v4::{DhcpOption, Message, OptionCode};
+use dhcproto::Decodable;
+
+const CONFIG: &str = r#"
+[server]
+address = "10.55.0.1"
+http_port = 8080
+data_dir = "/tmp/unused"
+[dhcp]
+mode = "authoritative"
+subnet = "10.55.0.0/24"
+gateway = "10.55.0.1"
+dns = ["10.55.0.1"]
+pool = "10.55.0.200-10.55.0.202"
+lease_time = "1h"
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+load_balancer = "stacked"
+[[machine]]
+mac = "52:54:00:aa:00:01"
+hostname = "cp1"
+role = "control-plane"
+ip = "10.55.0.11"
+"#;
+
+const CP1: [u8; 6] = [0x52, 0x54, 0, 0xaa, 0, 1];
+const UNKNOWN: [u8; 6] = [0x52, 0x54, 0, 0xbb, 0, 7];
+const SERVER_ID: (u8, &[u8]) = (54, &[10, 55, 0, 1]);
+const NOW: u64 = 1_000_000;
+
+struct Fixture {
+    server: Server,
+    app: Arc<App>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = crate::config::parse(CONFIG).unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let app = Arc::new(App::new(
+        config,
+        None,
+        Some(dir.path().to_path_buf()),
+        store,
+    ));
+    let server = Server::new(app.clone(), Leases::default());
+    Fixture {
+        server,
+        app,
+        _dir: dir,
+    }
+}
+
+fn from() -> SocketAddr {
+    "0.0.0.0:68".parse().unwrap()
+}
+
+impl Fixture {
+    fn send(&mut self, packet: &[u8]) -> Option<Outcome> {
+        self.server.handle(packet, from(), NOW)
+    }
+
+    /// Handles the packet and commits its writes, as the writer thread would.
+    fn exchange(&mut self, packet: &[u8]) -> Option<Message> {
+        let out = self.send(packet).expect("packet accepted");
+        self.app.store.write(&out.writes).unwrap();
+        out.reply
+            .map(|r| Message::decode(&mut dhcproto::Decoder::new(&r.bytes)).unwrap())
+    }
+
+    fn dora(&mut self, mac: [u8; 6], extra: &[(u8, &[u8])]) -> (Message, Message) {
+        let offer = self
+            .exchange(&request_bytes(1, mac, extra))
+            .expect("an offer");
+        let ip = offer.yiaddr().octets();
+        let mut opts = vec![(50, &ip[..]), SERVER_ID];
+        opts.extend_from_slice(extra);
+        let ack = self
+            .exchange(&request_bytes(3, mac, &opts))
+            .expect("an ack");
+        (offer, ack)
+    }
+}
+
+/// The BOOTP `file` field without its NUL terminator.
+fn file(m: &Message) -> Option<&str> {
+    m.fname()
+        .map(|f| std::str::from_utf8(f).unwrap().trim_end_matches('\0'))
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn a_configured_machine_gets_its_reservation_and_hostname() {
+    let mut f = fixture();
+    let (offer, ack) = f.dora(CP1, &[]);
+    assert_eq!(offer.opts().msg_type(), Some(MessageType::Offer));
+    assert_eq!(offer.yiaddr(), ip("10.55.0.11"));
+    assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
+    assert_eq!(ack.yiaddr(), ip("10.55.0.11"));
+    assert_eq!(
+        ack.opts().get(OptionCode::Hostname),
+        Some(&DhcpOption::Hostname("cp1".into()))
+    );
+    assert!(
+        ack.fname().is_none(),
+        "a plain DHCP client gets no boot file"
+    );
+    let leases = f.app.store.leases().unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!(
+        (leases[0].ip, leases[0].hostname.as_deref()),
+        (ip("10.55.0.11"), Some("cp1"))
+    );
+}
+
+#[test]
+fn an_unknown_mac_gets_a_pool_lease_no_boot_file_and_is_discovered() {
+    let mut f = fixture();
+    let pxe: &[(u8, &[u8])] = &[(60, b"PXEClient:Arch:00000:UNDI:002001"), (93, &[0, 0])];
+    let (offer, ack) = f.dora(UNKNOWN, pxe);
+    assert_eq!(offer.yiaddr(), ip("10.55.0.200"));
+    assert_eq!(ack.yiaddr(), ip("10.55.0.200"));
+    assert!(ack.fname().is_none() && ack.opts().get(OptionCode::BootfileName).is_none());
+    let rec = f
+        .app
+        .store
+        .machine(MacAddr(UNKNOWN))
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(rec.state, State::Discovered);
+    assert_eq!(rec.last_seen, Some(NOW));
+}
+
+#[test]
+fn boot_files_follow_the_client_table() {
+    let mut f = fixture();
+    let bios: &[(u8, &[u8])] = &[(60, b"PXEClient:Arch:00000:UNDI:002001"), (93, &[0, 0])];
+    let (offer, ack) = f.dora(CP1, bios);
+    for m in [&offer, &ack] {
+        assert_eq!(file(m), Some("undionly.kpxe"));
+        assert_eq!(m.siaddr(), ip("10.55.0.1"));
+        assert_eq!(
+            m.opts().get(OptionCode::ClassIdentifier),
+            Some(&DhcpOption::ClassIdentifier(b"PXEClient".to_vec()))
+        );
+    }
+    let uefi: &[(u8, &[u8])] = &[(60, b"PXEClient:Arch:00007:UNDI:003016"), (93, &[0, 7])];
+    assert_eq!(file(&f.dora(CP1, uefi).1), Some("ipxe.efi"));
+    let ipxe: &[(u8, &[u8])] = &[
+        (60, b"PXEClient:Arch:00000:UNDI:002001"),
+        (93, &[0, 0]),
+        (77, b"iPXE"),
+    ];
+    assert_eq!(
+        file(&f.dora(CP1, ipxe).1),
+        Some("http://10.55.0.1:8080/boot.ipxe")
+    );
+    let http: &[(u8, &[u8])] = &[(60, b"HTTPClient:Arch:00016:UNDI:003001"), (93, &[0, 16])];
+    let ack = f.dora(CP1, http).1;
+    assert_eq!(file(&ack), Some("http://10.55.0.1:8080/ipxe.efi"));
+    assert_eq!(
+        ack.opts().get(OptionCode::ClassIdentifier),
+        Some(&DhcpOption::ClassIdentifier(b"HTTPClient".to_vec()))
+    );
+    let pi: &[(u8, &[u8])] = &[
+        (60, b"PXEClient:Arch:00000:UNDI:002001"),
+        (93, &[0, 0]),
+        (97, b"\0RPi4abcdefabcdef"),
+    ];
+    let ack = f.dora(CP1, pi).1;
+    assert_eq!(ack.yiaddr(), ip("10.55.0.11"), "a Pi still gets its lease");
+    assert!(ack.fname().is_none(), "but never an x86 boot file");
+}
+
+#[test]
+fn an_installed_machine_still_gets_ipxe_from_firmware() {
+    let mut f = fixture();
+    f.app
+        .store
+        .write(&[Write::SetState {
+            mac: MacAddr(CP1),
+            state: State::Installed,
+            event: Event::now("t", "t"),
+        }])
+        .unwrap();
+    let bios: &[(u8, &[u8])] = &[(60, b"PXEClient:Arch:00000:UNDI:002001"), (93, &[0, 0])];
+    assert_eq!(file(&f.dora(CP1, bios).1), Some("undionly.kpxe"));
+}
+
+#[test]
+fn wrong_addresses_are_naked() {
+    let mut f = fixture();
+    let nak = |m: Option<Message>| m.is_some_and(|m| m.opts().msg_type() == Some(MessageType::Nak));
+    // A configured machine asking for anything but its reservation.
+    assert!(nak(f.exchange(&request_bytes(
+        3,
+        CP1,
+        &[(50, &[10, 55, 0, 200])]
+    ))));
+    // Another subnet (init-reboot after moving networks).
+    assert!(nak(f.exchange(&request_bytes(
+        3,
+        UNKNOWN,
+        &[(50, &[192, 168, 1, 5])]
+    ))));
+    // Someone else's lease.
+    f.dora(UNKNOWN, &[]);
+    let other = [0x52, 0x54, 0, 0xbb, 0, 8];
+    assert!(nak(f.exchange(&request_bytes(
+        3,
+        other,
+        &[(50, &[10, 55, 0, 200])]
+    ))));
+    // A reserved address outside the pool asked by an unknown MAC.
+    assert!(nak(f.exchange(&request_bytes(
+        3,
+        other,
+        &[(50, &[10, 55, 0, 11])]
+    ))));
+    assert_eq!(
+        f.app.store.leases().unwrap().len(),
+        1,
+        "no NAK wrote a lease"
+    );
+}
+
+#[test]
+fn init_reboot_and_renewal_keep_the_address() {
+    let mut f = fixture();
+    let (_, ack) = f.dora(UNKNOWN, &[]);
+    let address = ack.yiaddr();
+    // INIT-REBOOT: option 50, no server id.
+    let again = f
+        .exchange(&request_bytes(3, UNKNOWN, &[(50, &address.octets())]))
+        .unwrap();
+    assert_eq!(
+        (again.opts().msg_type(), again.yiaddr()),
+        (Some(MessageType::Ack), address)
+    );
+    // RENEWING: ciaddr set, unicast back to it.
+    let mut renew = request_bytes(3, UNKNOWN, &[]);
+    renew[12..16].copy_from_slice(&address.octets());
+    let out = f.send(&renew).unwrap();
+    assert!(out.reply_after_commit);
+    let reply = out.reply.unwrap();
+    assert_eq!(reply.to, SocketAddrV4::new(address, 68));
+    let m = Message::decode(&mut dhcproto::Decoder::new(&reply.bytes)).unwrap();
+    assert_eq!(
+        (m.opts().msg_type(), m.yiaddr(), m.ciaddr()),
+        (Some(MessageType::Ack), address, address)
+    );
+}
+
+#[test]
+fn acks_wait_for_the_commit_and_offers_do_not() {
+    let mut f = fixture();
+    let offer = f.send(&request_bytes(1, UNKNOWN, &[])).unwrap();
+    assert!(!offer.reply_after_commit);
+    assert_eq!(
+        offer.reply.as_ref().unwrap().to,
+        SocketAddrV4::new(Ipv4Addr::BROADCAST, 68)
+    );
+    let ack = f
+        .send(&request_bytes(
+            3,
+            UNKNOWN,
+            &[(50, &[10, 55, 0, 200]), SERVER_ID],
+        ))
+        .unwrap();
+    assert!(ack.reply_after_commit);
+    assert!(ack
+        .writes
+        .iter()
+        .any(|w| matches!(w, Write::BindLease(l) if l.ip == ip("10.55.0.200"))));
+}
+
+#[test]
+fn leases_persist_across_a_restart() {
+    let mut f = fixture();
+    let (_, ack) = f.dora(UNKNOWN, &[]);
+    let other = [0x52, 0x54, 0, 0xbb, 0, 9];
+    f.dora(other, &[]);
+    // A fresh server loaded from the store, as after kill -9.
+    let leases = Leases::load(
+        f.app.store.leases().unwrap(),
+        f.app.store.quarantined().unwrap(),
+    );
+    f.server = Server::new(f.app.clone(), leases);
+    let offer = f.exchange(&request_bytes(1, UNKNOWN, &[])).unwrap();
+    assert_eq!(
+        offer.yiaddr(),
+        ack.yiaddr(),
+        "the same client gets its address back"
+    );
+    let third = f
+        .exchange(&request_bytes(1, [0x52, 0x54, 0, 0xbb, 0, 10], &[]))
+        .unwrap();
+    assert_eq!(
+        third.yiaddr(),
+        ip("10.55.0.202"),
+        "no one else gets the two leased addresses"
+    );
+}
+
+#[test]
+fn decline_quarantines_and_release_frees() {
+    let mut f = fixture();
+    let (_, ack) = f.dora(UNKNOWN, &[]);
+    let declined = ack.yiaddr();
+    assert!(f
+        .exchange(&request_bytes(
+            4,
+            UNKNOWN,
+            &[(50, &declined.octets()), SERVER_ID]
+        ))
+        .is_none());
+    assert_eq!(f.app.store.quarantined().unwrap().len(), 1);
+    assert!(f.app.store.leases().unwrap().is_empty());
+    let offer = f.exchange(&request_bytes(1, UNKNOWN, &[])).unwrap();
+    assert_ne!(
+        offer.yiaddr(),
+        declined,
+        "a declined address is not offered again"
+    );
+    // A DECLINE of an address the client was never given changes nothing.
+    let out = f
+        .send(&request_bytes(
+            4,
+            [1, 2, 3, 4, 5, 6],
+            &[(50, &[10, 55, 0, 202])],
+        ))
+        .unwrap();
+    assert!(!out
+        .writes
+        .iter()
+        .any(|w| matches!(w, Write::QuarantineAddress { .. })));
+
+    let (_, ack) = f.dora(UNKNOWN, &[]);
+    let mut release = request_bytes(7, UNKNOWN, &[SERVER_ID]);
+    release[12..16].copy_from_slice(&ack.yiaddr().octets());
+    assert!(f.exchange(&release).is_none());
+    assert!(f.app.store.leases().unwrap().is_empty(), "released");
+}
+
+#[test]
+fn relayed_requests_are_answered_to_the_relay_inside_the_subnet_only() {
+    let mut f = fixture();
+    let mut relayed = request_bytes(1, UNKNOWN, &[]);
+    relayed[24..28].copy_from_slice(&[10, 55, 0, 254]);
+    let out = f.send(&relayed).unwrap();
+    assert_eq!(
+        out.reply.unwrap().to,
+        SocketAddrV4::new(ip("10.55.0.254"), 67)
+    );
+    relayed[24..28].copy_from_slice(&[192, 168, 9, 1]);
+    assert!(
+        f.send(&relayed).is_none(),
+        "a relay from another subnet is not served"
+    );
+}
+
+#[test]
+fn messages_for_another_server_are_ignored() {
+    let mut f = fixture();
+    let other_server: (u8, &[u8]) = (54, &[10, 55, 0, 9]);
+    assert!(f
+        .send(&request_bytes(
+            3,
+            UNKNOWN,
+            &[(50, &[10, 55, 0, 200]), other_server]
+        ))
+        .is_none());
+    assert!(f.app.store.leases().unwrap().is_empty());
+}
+
+#[test]
+fn inform_gets_options_but_no_lease() {
+    let mut f = fixture();
+    let mut inform = request_bytes(8, UNKNOWN, &[]);
+    inform[12..16].copy_from_slice(&[10, 55, 0, 77]);
+    let out = f.send(&inform).unwrap();
+    let reply = out.reply.unwrap();
+    assert_eq!(reply.to, SocketAddrV4::new(ip("10.55.0.77"), 68));
+    let m = Message::decode(&mut dhcproto::Decoder::new(&reply.bytes)).unwrap();
+    assert_eq!(m.opts().msg_type(), Some(MessageType::Ack));
+    assert!(m.yiaddr().is_unspecified());
+    assert!(m.opts().get(OptionCode::AddressLeaseTime).is_none());
+    assert!(m.opts().get(OptionCode::SubnetMask).is_some());
+    assert!(!out.writes.iter().any(|w| matches!(w, Write::BindLease(_))));
+}
+
+#[test]
+fn malformed_packets_change_nothing() {
+    let mut f = fixture();
+    let good = request_bytes(1, UNKNOWN, &[(55, &[1, 3])]);
+    let mut bad_len = good.clone();
+    bad_len[244] = 250;
+    let mut bootreply = good.clone();
+    bootreply[0] = 2;
+    for packet in [
+        &good[..100],
+        &bad_len[..],
+        &bootreply[..],
+        &[0xffu8; 300][..],
+    ] {
+        assert!(f.send(packet).is_none());
+    }
+    assert!(f.server.leases.is_empty());
+    assert!(f.app.store.machines().unwrap().is_empty());
+}
