@@ -23,8 +23,9 @@ pub struct BootInfo {
     pub file: String,
     /// `siaddr` and option 66: the TFTP server (bootherd).
     pub next_server: Ipv4Addr,
-    /// Option 60 echoed: `PXEClient` for PXE, `HTTPClient` for HTTP boot
-    /// (EDK2 ignores an HTTP boot offer without it).
+    /// Option 60 echoed: `HTTPClient` for HTTP boot (EDK2 ignores an HTTP
+    /// boot offer without it). Never `PXEClient` in an address-giving offer:
+    /// see [`boot_info`].
     pub vendor_class: Option<&'static str>,
 }
 
@@ -37,10 +38,16 @@ pub fn boot_info(action: &BootAction, client: &Client, config: &Config) -> Optio
             next_server: server,
             vendor_class: Some("HTTPClient"),
         }),
+        // No option 60 here. EDK2 (OVMF, most UEFI firmware) classifies an
+        // offer that carries `PXEClient` but no option 43 as a "BINL" offer
+        // and asks the boot server on UDP 4011 for the file instead of using
+        // option 67; with nobody on 4011 it gives up with "PXE-E16: No valid
+        // offer received" (seen in tests/e2e_qemu.rs). Without option 60 it is
+        // a plain DHCP offer with a boot file, which EDK2 and BIOS PXE ROMs boot.
         BootAction::Chainload(program) => Some(BootInfo {
             file: program.file_name().to_string(),
             next_server: server,
-            vendor_class: Some("PXEClient"),
+            vendor_class: None,
         }),
         BootAction::IpxeScript => Some(BootInfo {
             file: format!("{}/boot.ipxe", config.http_base()),
@@ -225,7 +232,7 @@ ip = "10.55.0.11"
     const MAC: [u8; 6] = [0x52, 0x54, 0, 0xaa, 0, 1];
 
     #[test]
-    fn pxe_offer_carries_file_next_server_and_pxeclient() {
+    fn pxe_offer_carries_file_and_next_server_without_pxeclient() {
         let cfg = config();
         let req_bytes = request_bytes(
             1,
@@ -273,7 +280,8 @@ ip = "10.55.0.11"
         );
         assert_eq!(
             o.get(OptionCode::ClassIdentifier),
-            Some(&DhcpOption::ClassIdentifier(b"PXEClient".to_vec()))
+            None,
+            "PXEClient in an offer makes EDK2 look for a boot server on port 4011"
         );
         assert_eq!(
             o.get(OptionCode::ServerIdentifier),
