@@ -129,8 +129,19 @@ fn parse_state(s: String) -> rusqlite::Result<State> {
     })
 }
 
+/// Runs one statement, prepared once per connection: the write path runs
+/// thousands of times a second under DHCP load.
+fn exec(
+    tx: &rusqlite::Transaction,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
+}
+
 fn insert_event(tx: &rusqlite::Transaction, mac: MacAddr, e: &Event) -> rusqlite::Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO events (mac, time, kind, message) VALUES (?1, ?2, ?3, ?4)",
         params![mac.to_string(), e.time, e.kind, e.message],
     )?;
@@ -147,24 +158,32 @@ impl Store for SqliteStore {
         for w in batch {
             match w {
                 Write::BindLease(l) => {
-                    tx.execute(
+                    exec(
+                        &tx,
                         "DELETE FROM leases WHERE mac = ?1 AND ip != ?2",
                         params![l.mac.to_string(), u32::from(l.ip)],
                     )?;
-                    tx.execute(
+                    exec(
+                        &tx,
                         "INSERT OR REPLACE INTO leases (ip, mac, expires, hostname) VALUES (?1, ?2, ?3, ?4)",
                         params![u32::from(l.ip), l.mac.to_string(), l.expires, l.hostname],
                     )?;
                 }
                 Write::ReleaseLease { ip, mac } => {
-                    tx.execute(
+                    exec(
+                        &tx,
                         "DELETE FROM leases WHERE ip = ?1 AND mac = ?2",
                         params![u32::from(*ip), mac.to_string()],
                     )?;
                 }
                 Write::QuarantineAddress { ip, until } => {
-                    tx.execute("DELETE FROM leases WHERE ip = ?1", params![u32::from(*ip)])?;
-                    tx.execute(
+                    exec(
+                        &tx,
+                        "DELETE FROM leases WHERE ip = ?1",
+                        params![u32::from(*ip)],
+                    )?;
+                    exec(
+                        &tx,
                         "INSERT OR REPLACE INTO quarantine (ip, until) VALUES (?1, ?2)",
                         params![u32::from(*ip), until],
                     )?;
@@ -175,14 +194,16 @@ impl Store for SqliteStore {
                     } else {
                         State::Discovered
                     };
-                    tx.execute(
+                    exec(
+                        &tx,
                         "INSERT INTO machines (mac, state, last_seen) VALUES (?1, ?2, ?3)
                          ON CONFLICT (mac) DO UPDATE SET last_seen = MAX(COALESCE(last_seen, 0), excluded.last_seen)",
                         params![mac.to_string(), initial.name(), at],
                     )?;
                 }
                 Write::SetState { mac, state, event } => {
-                    tx.execute(
+                    exec(
+                        &tx,
                         "INSERT INTO machines (mac, state) VALUES (?1, ?2)
                          ON CONFLICT (mac) DO UPDATE SET state = excluded.state",
                         params![mac.to_string(), state.name()],
@@ -258,7 +279,8 @@ impl Store for SqliteStore {
         let mut bytes = [0u8; 16];
         rand::rng().fill_bytes(&mut bytes);
         let token = hex::encode(bytes);
-        tx.execute(
+        exec(
+            &tx,
             "INSERT INTO install_tokens (mac, token, created) VALUES (?1, ?2, ?3)",
             params![mac.to_string(), token, unix_now()],
         )?;

@@ -367,3 +367,25 @@ fn state_survives_kill_9() {
     assert_eq!(state(&s), "installed");
     assert!(script(&s, "pcbios").contains("sanboot"));
 }
+
+#[test]
+fn render_prints_exactly_what_the_machine_is_served() {
+    let s = start();
+    let mac = "52:54:00:12:34:56";
+    for (firmware, platform) in [("bios", "pcbios"), ("uefi", "efi")] {
+        let rendered = s.cli(&["render", "--mac", mac, "--firmware", firmware, "ipxe"]);
+        assert_eq!(rendered, script(&s, platform), "{firmware}");
+    }
+    for f in ["user-data", "meta-data"] {
+        let rendered = s.cli(&["render", "--mac", mac, f]);
+        let (code, served) = s.curl(&[&format!("{}/cloud-init/{MAC}/{f}", s.http)]);
+        assert_eq!(code, 200);
+        assert_eq!(rendered, served, "{f}");
+    }
+    let out = s
+        .cli_cmd(&["render", "--mac", "52:54:00:99:99:99", "user-data"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown machine has no user-data");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown machines get no cloud-init"));
+}
