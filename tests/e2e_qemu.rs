@@ -74,9 +74,17 @@ impl Lab {
         Lab { server, ns, dir }
     }
 
-    /// Powers on a VM with `mac` and waits until it powers itself off.
-    /// Returns its serial console log.
-    fn boot(&self, name: &str, mac: &str, firmware: &str, disk: Option<&Path>) -> String {
+    /// Powers on a VM with `mac` and waits until it powers itself off, or
+    /// until a serial line matches `until` (then stops it). Returns its
+    /// serial console log.
+    fn boot(
+        &self,
+        name: &str,
+        mac: &str,
+        firmware: &str,
+        disk: Option<&Path>,
+        until: Option<&str>,
+    ) -> String {
         let log = self.dir.path().join(format!("{name}.serial.log"));
         let mut cmd = Command::new(lab_script());
         cmd.args(["boot", &self.ns.name, "--mac", mac, "--firmware", firmware])
@@ -85,6 +93,9 @@ impl Lab {
             .args(["--timeout", &BOOT_TIMEOUT.as_secs().to_string()]);
         if let Some(disk) = disk {
             cmd.arg("--disk").arg(disk);
+        }
+        if let Some(until) = until {
+            cmd.args(["--until", until]);
         }
         let started = Instant::now();
         let out = cmd.output().expect("run tests/lab/lab.sh boot");
@@ -216,7 +227,7 @@ fn bios_install_local_boot_and_reimage() {
 
     // 1. First boot: reserved IP, chain script, installer kernel + initrd; the
     //    stand-in fetches the seed and reports the install finished.
-    let serial = lab.boot("1-install", MAC, "bios", Some(&disk));
+    let serial = lab.boot("1-install", MAC, "bios", Some(&disk), None);
     // iPXE's own report of bootherd's DHCP answer: the reservation and the script URL.
     lab.expect(
         &serial,
@@ -250,7 +261,7 @@ fn bios_install_local_boot_and_reimage() {
     );
 
     // 2. Installed: the next boot gets the local-boot script, which boots the disk.
-    let serial = lab.boot("2-local", MAC, "bios", Some(&disk));
+    let serial = lab.boot("2-local", MAC, "bios", Some(&disk), None);
     lab.expect(
         &serial,
         &[
@@ -279,19 +290,20 @@ fn bios_install_local_boot_and_reimage() {
         "installed",
         "reimage did not change the state"
     );
-    let serial = lab.boot("3-reinstall", MAC, "bios", Some(&disk));
+    let serial = lab.boot("3-reinstall", MAC, "bios", Some(&disk), None);
     lab.expect_install(&serial, "cp1", "10.55.0.11", "boot after reimage");
     eprintln!("BIOS flow passed in {:.1} s", t0.elapsed().as_secs_f64());
 }
 
 /// OVMF's own UEFI PXE (no iPXE ROM on the NIC): DHCP → ipxe.efi over
-/// bootherd's TFTP → iPXE → script → kernel with initrd= → stand-in → installed.
+/// bootherd's TFTP → iPXE → script → kernel with initrd= → stand-in →
+/// installed; then the next boot gets the local-boot script (`exit`).
 #[test]
 fn uefi_pxe_install() {
     const MAC: &str = "52:54:00:12:34:57";
     let lab = Lab::start("qu", &machine(MAC, "cp2", "control-plane", "10.55.0.12"));
     let t0 = Instant::now();
-    let serial = lab.boot("uefi-install", MAC, "uefi", None);
+    let serial = lab.boot("uefi-install", MAC, "uefi", None, None);
     // OVMF's PXE reports bootherd's DHCP offer and the TFTP download of iPXE.
     lab.expect(
         &serial,
@@ -318,5 +330,31 @@ fn uefi_pxe_install() {
         log.contains("ipxe.efi"),
         "bootherd's log shows no transfer of ipxe.efi:\n{log}"
     );
+
+    // Installed: the local-boot script ends in `exit`, handing the machine
+    // back to the firmware's next boot option. This VM has no disk, so OVMF
+    // would go round its network options again: stop it once iPXE has exited.
+    let serial = lab.boot(
+        "uefi-local",
+        MAC,
+        "uefi",
+        None,
+        Some("No more network devices"),
+    );
+    lab.expect(
+        &serial,
+        &[
+            "bootherd: cp2 is installed; booting the local disk",
+            "No more network devices",
+        ],
+        "second UEFI boot",
+    );
+    if serial.contains("BOOTHERD-STANDIN") {
+        lab.fail(
+            "second UEFI boot: an installed machine ran the installer again",
+            &serial,
+        );
+    }
+    assert_eq!(lab.state("cp2"), "installed");
     eprintln!("UEFI flow passed in {:.1} s", t0.elapsed().as_secs_f64());
 }

@@ -10,11 +10,12 @@
 #   lab.sh local-disk IMG              a 1 MiB disk whose boot sector prints
 #                                      "BOOTHERD-LOCALDISK: …" and powers the VM off
 #   lab.sh boot NS --mac MAC --log FILE [--firmware bios|uefi] [--timeout SECS]
-#                  [--disk IMG] [--kernel K --initrd I --append ARGS]
+#                  [--disk IMG] [--until REGEX] [--kernel K --initrd I --append ARGS]
 #       runs one VM inside NS on tap0, serial console to FILE, until it powers
-#       off or SECS (default 180) pass. With --kernel it boots that kernel
-#       directly (no PXE), to test the stand-in without bootherd.
-#       Exit status: 0 when the VM powered itself off, 124 on timeout.
+#       off, a serial line matches REGEX (grep -E; the VM is then stopped), or
+#       SECS (default 180) pass. With --kernel it boots that kernel directly
+#       (no PXE), to test the stand-in without bootherd.
+#       Exit status: 0 when the VM powered itself off or REGEX matched, 124 on timeout.
 #
 # Nothing leaves the namespace: the bridge has no uplink and no route out.
 set -euo pipefail
@@ -83,7 +84,7 @@ cmd_local_disk() {
 }
 
 cmd_boot() {
-    local ns="" mac="" log="" firmware=bios secs=180 disk="" kernel="" initrd="" append=""
+    local ns="" mac="" log="" firmware=bios secs=180 disk="" kernel="" initrd="" append="" until=""
     ns=$1
     shift
     while [[ $# -gt 0 ]]; do
@@ -93,6 +94,7 @@ cmd_boot() {
             --firmware) firmware=$2 ;;
             --timeout) secs=$2 ;;
             --disk) disk=$2 ;;
+            --until) until=$2 ;;
             --kernel) kernel=$2 ;;
             --initrd) initrd=$2 ;;
             --append) append=$2 ;;
@@ -142,6 +144,19 @@ cmd_boot() {
     trap 'exit 143' TERM INT HUP
     timeout -k 5 "$secs" ip netns exec "$ns" qemu-system-x86_64 "${args[@]}" </dev/null &
     qpid=$!
+    if [[ -n "$until" ]]; then
+        # A firmware that does not power off (UEFI after iPXE's `exit` goes on
+        # to its next boot option) is stopped once it showed what we wait for.
+        while kill -0 "$qpid" 2>/dev/null; do
+            if tr -d '\r' <"$log" | grep -aqE "$until"; then
+                kill -TERM "$qpid" 2>/dev/null || true
+                wait "$qpid" || true
+                qpid=""
+                return 0
+            fi
+            sleep 0.5
+        done
+    fi
     wait "$qpid" || rc=$?
     qpid=""
     case "$rc" in
