@@ -125,7 +125,7 @@ impl Lab {
         img
     }
 
-    /// `bootherd machines`' STATE column for `host`.
+    /// `bootherd machines`' STATE column for the row of `host` (a hostname or MAC).
     fn state(&self, host: &str) -> String {
         let table = self.server.cli(&["machines"]);
         let header: Vec<&str> = table
@@ -140,7 +140,7 @@ impl Lab {
             .unwrap_or_else(|| panic!("no STATE column in `bootherd machines`:\n{table}"));
         let row = table
             .lines()
-            .find(|l| l.split_whitespace().next() == Some(host))
+            .find(|l| l.split_whitespace().take(2).any(|f| f == host))
             .unwrap_or_else(|| panic!("{host} missing from `bootherd machines`:\n{table}"));
         row.split_whitespace()
             .nth(col)
@@ -217,9 +217,10 @@ impl Lab {
     }
 }
 
-/// SeaBIOS + the iPXE ROM of the virtio NIC: install, local boot, reimage, install.
+/// SeaBIOS + the iPXE ROM of the virtio NIC: install, local boot, reimage,
+/// install again; then a MAC bootherd does not know.
 #[test]
-fn bios_install_local_boot_and_reimage() {
+fn bios_install_local_boot_reimage_and_unknown_mac() {
     const MAC: &str = "52:54:00:12:34:56";
     let lab = Lab::start("qb", &machine(MAC, "cp1", "control-plane", "10.55.0.11"));
     let disk = lab.local_disk();
@@ -292,6 +293,41 @@ fn bios_install_local_boot_and_reimage() {
     );
     let serial = lab.boot("3-reinstall", MAC, "bios", Some(&disk), None);
     lab.expect_install(&serial, "cp1", "10.55.0.11", "boot after reimage");
+
+    // 4. A MAC not in the config: a pool lease and no boot file, so iPXE has
+    //    nothing to boot and SeaBIOS falls through to the disk; bootherd
+    //    records the machine as discovered.
+    const UNKNOWN: &str = "52:54:00:99:00:01";
+    let serial = lab.boot("4-unknown", UNKNOWN, "bios", Some(&disk), None);
+    lab.expect(
+        &serial,
+        &[
+            "net0: 10.55.0.",
+            "BOOTHERD-LOCALDISK: booted the local disk",
+        ],
+        "unknown MAC",
+    );
+    let leased = serial
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("net0: 10.55.0.")?
+                .split('/')
+                .next()?
+                .parse::<u8>()
+                .ok()
+        })
+        .unwrap();
+    if !(200..=250).contains(&leased) {
+        lab.fail(
+            &format!("unknown MAC got 10.55.0.{leased}, outside the pool 200-250"),
+            &serial,
+        );
+    }
+    if serial.contains("boot.ipxe") || serial.contains("BOOTHERD-STANDIN") {
+        lab.fail("unknown MAC was given something to boot", &serial);
+    }
+    assert_eq!(lab.state(UNKNOWN), "discovered");
     eprintln!("BIOS flow passed in {:.1} s", t0.elapsed().as_secs_f64());
 }
 

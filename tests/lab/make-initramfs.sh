@@ -20,11 +20,13 @@ if [[ $# -ne 1 ]]; then
 fi
 out=$1
 
+# A dynamic busybox would need its libc in the initramfs too. ldd fails on a
+# static binary (and `file` is not on every fresh machine).
+is_static() { [[ -x "$1" ]] && ! ldd "$1" >/dev/null 2>&1; }
 busybox=$(command -v busybox || true)
-if [[ -z "$busybox" ]] || ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked'; then
-    # A dynamic busybox would need its libc in the initramfs too.
+if [[ -z "$busybox" ]] || ! is_static "$busybox"; then
     busybox=/bin/busybox
-    file -L "$busybox" | grep -q 'statically linked' || {
+    is_static "$busybox" || {
         echo "need a static busybox (apt-get install busybox-static)" >&2
         exit 1
     }
