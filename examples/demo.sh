@@ -32,10 +32,17 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
-
 step "building bootherd (cargo build --release; the first build takes a few minutes)"
-(cd "$repo" && cargo build --release)
+# shellcheck disable=SC2016 # expanded by the inner shell
+build='command -v cargo >/dev/null || { echo "cargo not found for $(id -un): install Rust from https://rustup.rs" >&2; exit 1; }
+cd "$1" && cargo build --release'
+if [[ -n "${SUDO_USER:-}" && "$SUDO_USER" != root ]]; then
+    # Under sudo, build as the user who ran it: their Rust toolchain (rustup
+    # puts it in their home, not on root's PATH), and a target/ they own.
+    sudo -u "$SUDO_USER" -H bash -lc "$build" build "$repo"
+else
+    bash -c "$build" build "$repo"
+fi
 bootherd=$repo/target/release/bootherd
 
 work=$(mktemp -d /tmp/bootherd-demo.XXXXXX)
