@@ -906,6 +906,46 @@ fn client_error_ends_the_transfer_at_once() {
     );
 }
 
+/// A new request from the address and port of a running transfer replaces
+/// it: the old transfer stops at once (no more retransmitted OACKs from its
+/// port), says so in the log, and the new one serves the file.
+#[test]
+fn same_port_request_replaces_the_running_transfer() {
+    captured_log();
+    let t = Tftpd::start();
+    let want = t.file("pi/start4.elf");
+    let opts = [("tsize", "0"), ("blksize", "1024")];
+    let sock = client_socket(Duration::from_secs(2));
+    let me = sock.local_addr().unwrap();
+    sock.send_to(&rrq(b"pi/start4.elf", "octet", &opts), t.addr)
+        .unwrap();
+    let (reply, first_transfer) = recv(&sock).expect("no OACK");
+    assert!(matches!(reply, Reply::Oack(_)), "{reply:?}");
+    // No ACK, no ERROR: the same request again from the same port.
+    let data = fetch_on(&sock, t.addr, "pi/start4.elf", &opts, Some(first_transfer))
+        .expect("the second request failed");
+    assert_same(&data, &want, "pi/start4.elf from the second request");
+    // The first transfer would retransmit its OACK every second if it still ran.
+    sock.set_read_timeout(Some(Duration::from_millis(2500)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < deadline {
+        if let Some((reply, from)) = recv(&sock) {
+            assert_ne!(
+                from, first_transfer,
+                "the replaced transfer still sent {reply:?}"
+            );
+        }
+    }
+    let ended = ended_lines(me);
+    assert_eq!(ended.len(), 2, "end lines for {me}: {ended:?}");
+    assert!(ended.iter().any(|l| l.contains("superseded")), "{ended:?}");
+    assert!(
+        ended.iter().any(|l| l.contains("outcome=complete")),
+        "{ended:?}"
+    );
+}
+
 /// RFC 2349's timeout option (1–255 s) is acknowledged in the OACK with the
 /// value asked; values outside the range are left out.
 #[test]
