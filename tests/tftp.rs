@@ -615,6 +615,65 @@ print(len(pkts))
     }
 }
 
+/// A second server on a port that is taken refuses to start, saying which
+/// port, instead of sharing it or running deaf.
+#[test]
+fn a_taken_port_is_a_clear_startup_error() {
+    let t = Tftpd::start();
+    let data = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[server]
+interface = "lo"
+address = "127.0.0.1"
+http_port = 18081
+data_dir = "{data}"
+
+[dhcp]
+mode = "off"
+
+[tftp]
+port = {port}
+root = "{root}"
+
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+load_balancer = "stacked"
+
+[[machine]]
+mac = "52:54:00:aa:00:01"
+hostname = "cp1"
+role = "control-plane"
+ip = "10.55.0.11"
+"#,
+        data = data.path().display(),
+        port = t.port(),
+        root = t.root.display()
+    );
+    let (config, _) = bootherd::config::parse(&text).unwrap();
+    let store = bootherd::store::SqliteStore::open(data.path()).unwrap();
+    let app = Arc::new(bootherd::app::App::new(config, None, None, Arc::new(store)));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), bootherd::tftp::serve(app)).await
+    });
+    let err = match result {
+        Ok(Err(e)) => format!("{e:#}"),
+        Ok(Ok(())) => panic!("serve returned Ok on a taken port"),
+        Err(_) => panic!("serve kept running on a taken port"),
+    };
+    assert!(
+        err.contains(&format!("udp/{}", t.port())) && err.contains("in use"),
+        "{err}"
+    );
+    // The first server is unharmed.
+    assert_eq!(
+        fetch(t.addr, "small.txt", &[], Duration::from_secs(3)).unwrap(),
+        t.file("small.txt")
+    );
+}
+
 // ---- the Raspberry Pi pattern ----
 
 /// The Pi asks with `tsize 0 blksize 1024`, aborts after the OACK with ERROR
