@@ -16,7 +16,7 @@
 //! - `images`    — where installer files live and which are missing.
 //! - `operator`  — the operator token that guards API writes.
 //! - `dhcp`      — the DHCP server: client classification, leases, replies.
-//! - `tftp`      — the read-only TFTP server (async-tftp).
+//! - `tftp`      — the read-only TFTP server (its own engine on tokio).
 //! - `http`      — the HTTP server: boot scripts, cloud-init seeds, assets, JSON API.
 //! - `serve`     — starts the services and handles reloads.
 //! - `cli`       — the command line (clap).

@@ -264,15 +264,30 @@ fn fetch(
     timeout: Duration,
 ) -> Result<Vec<u8>, (u16, String)> {
     let sock = client_socket(timeout);
+    fetch_on(&sock, server, name, opts, None)
+}
+
+/// `fetch` from a given socket (so a test can reuse a client port).
+/// Packets from `ignore_from` (an earlier transfer's port) are skipped.
+fn fetch_on(
+    sock: &UdpSocket,
+    server: SocketAddr,
+    name: &str,
+    opts: &[(&str, &str)],
+    ignore_from: Option<SocketAddr>,
+) -> Result<Vec<u8>, (u16, String)> {
     sock.send_to(&rrq(name.as_bytes(), "octet", opts), server)
         .unwrap();
     let mut blksize = 512;
     let mut out = Vec::new();
     let mut expect: u16 = 1;
     loop {
-        let Some((reply, from)) = recv(&sock) else {
+        let Some((reply, from)) = recv(sock) else {
             return Err((0xffff, "timeout".into()));
         };
+        if Some(from) == ignore_from {
+            continue;
+        }
         match reply {
             Reply::Oack(o) if expect == 1 => {
                 if let Some((_, v)) = o.iter().find(|(k, _)| k == "blksize") {
@@ -600,6 +615,65 @@ print(len(pkts))
     }
 }
 
+/// A second server on a port that is taken refuses to start, saying which
+/// port, instead of sharing it or running deaf.
+#[test]
+fn a_taken_port_is_a_clear_startup_error() {
+    let t = Tftpd::start();
+    let data = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[server]
+interface = "lo"
+address = "127.0.0.1"
+http_port = 18081
+data_dir = "{data}"
+
+[dhcp]
+mode = "off"
+
+[tftp]
+port = {port}
+root = "{root}"
+
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+load_balancer = "stacked"
+
+[[machine]]
+mac = "52:54:00:aa:00:01"
+hostname = "cp1"
+role = "control-plane"
+ip = "10.55.0.11"
+"#,
+        data = data.path().display(),
+        port = t.port(),
+        root = t.root.display()
+    );
+    let (config, _) = bootherd::config::parse(&text).unwrap();
+    let store = bootherd::store::SqliteStore::open(data.path()).unwrap();
+    let app = Arc::new(bootherd::app::App::new(config, None, None, Arc::new(store)));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), bootherd::tftp::serve(app)).await
+    });
+    let err = match result {
+        Ok(Err(e)) => format!("{e:#}"),
+        Ok(Ok(())) => panic!("serve returned Ok on a taken port"),
+        Err(_) => panic!("serve kept running on a taken port"),
+    };
+    assert!(
+        err.contains(&format!("udp/{}", t.port())) && err.contains("in use"),
+        "{err}"
+    );
+    // The first server is unharmed.
+    assert_eq!(
+        fetch(t.addr, "small.txt", &[], Duration::from_secs(3)).unwrap(),
+        t.file("small.txt")
+    );
+}
+
 // ---- the Raspberry Pi pattern ----
 
 /// The Pi asks with `tsize 0 blksize 1024`, aborts after the OACK with ERROR
@@ -666,6 +740,307 @@ fn raspberry_pi_early_terminate_then_retry() {
         "the aborted transfer was still retransmitting {:?} before the end",
         deadline.saturating_duration_since(last)
     );
+}
+
+/// The Pi's real habit: after the OACK it sends ERROR "Early terminate" and
+/// asks again *from the same port* at once. The second request must be served
+/// at once (not dropped because a transfer for that address:port still
+/// runs), the whole file byte-exact at blksize 1024.
+#[test]
+fn raspberry_pi_retry_from_the_same_port_is_served_at_once() {
+    let t = Tftpd::start();
+    let want = t.file("pi/start4.elf");
+    let opts = [("tsize", "0"), ("blksize", "1024")];
+    let sock = client_socket(Duration::from_secs(2));
+    sock.send_to(&rrq(b"pi/start4.elf", "octet", &opts), t.addr)
+        .unwrap();
+    let (reply, first_transfer) = recv(&sock).expect("no OACK");
+    let Reply::Oack(o) = reply else {
+        panic!("expected an OACK, got {reply:?}")
+    };
+    assert!(o.contains(&("blksize".into(), "1024".into())), "OACK {o:?}");
+    assert!(
+        o.contains(&("tsize".into(), want.len().to_string())),
+        "OACK {o:?}"
+    );
+    let mut err = vec![0, 5, 0, 0];
+    err.extend_from_slice(b"Early terminate\0");
+    sock.send_to(&err, first_transfer).unwrap();
+
+    let started = Instant::now();
+    let data = fetch_on(&sock, t.addr, "pi/start4.elf", &opts, Some(first_transfer))
+        .expect("the retry from the same port failed");
+    let took = started.elapsed();
+    assert_same(&data, &want, "pi/start4.elf retried from the same port");
+    assert!(took < Duration::from_secs(2), "the retry took {took:?}");
+}
+
+/// A receiver that loses one DATA inside a window and acknowledges the last
+/// block it got in order (RFC 7440): the server must restart the window
+/// right after that block, and the file arrives byte-exact, without waiting
+/// for retransmission timeouts.
+#[test]
+fn partial_window_ack_restarts_the_window() {
+    let t = Tftpd::start();
+    let want = t.file("one.bin");
+    const WINDOW: usize = 8;
+    const BLKSIZE: usize = 1024;
+    let sock = client_socket(Duration::from_secs(3));
+    sock.send_to(
+        &rrq(
+            b"one.bin",
+            "octet",
+            &[("blksize", "1024"), ("windowsize", "8")],
+        ),
+        t.addr,
+    )
+    .unwrap();
+    let (reply, server) = recv(&sock).expect("no OACK");
+    let Reply::Oack(o) = reply else {
+        panic!("expected an OACK, got {reply:?}")
+    };
+    assert!(o.contains(&("windowsize".into(), "8".into())), "OACK {o:?}");
+    sock.send_to(&ack(0), server).unwrap();
+
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut expect: u16 = 1;
+    let mut in_window = 0; // blocks received in order since the last ACK
+    let mut windows = 0u32;
+    let mut dropped = std::collections::HashSet::new();
+    let mut gap_acked = false;
+    loop {
+        let (reply, from) = recv(&sock).expect("the server stopped sending");
+        assert_eq!(from, server, "DATA from another port");
+        let Reply::Data(block, data) = reply else {
+            panic!("expected DATA, got {reply:?}")
+        };
+        // Lose the third block of every fourth window, once.
+        if block == expect && in_window == 2 && windows % 4 == 1 && dropped.insert(block) {
+            continue;
+        }
+        if block != expect {
+            // A gap (or a stale block): acknowledge the last in-order block, once.
+            if !gap_acked && block != expect.wrapping_sub(1) {
+                sock.send_to(&ack(expect.wrapping_sub(1)), server).unwrap();
+                gap_acked = true;
+                in_window = 0;
+                windows += 1;
+            }
+            continue;
+        }
+        gap_acked = false;
+        out.extend_from_slice(&data);
+        expect = expect.wrapping_add(1);
+        in_window += 1;
+        let last = data.len() < BLKSIZE;
+        if in_window == WINDOW || last {
+            sock.send_to(&ack(block), server).unwrap();
+            in_window = 0;
+            windows += 1;
+        }
+        if last {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        dropped.len() >= 50,
+        "only {} blocks were dropped",
+        dropped.len()
+    );
+    assert_same(&out, &want, "one.bin with lost blocks inside windows");
+    // Recovering through timeouts instead would take about a second per loss.
+    assert!(
+        took < Duration::from_secs(10),
+        "{} losses took {took:?}",
+        dropped.len()
+    );
+}
+
+/// Log lines of the in-process servers, shared by the tests of this binary.
+fn captured_log() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOG: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+            .with_writer(move || LogSink(sink.clone()))
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+struct LogSink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The "TFTP transfer ended" lines logged for transfers to `client`.
+fn ended_lines(client: SocketAddr) -> Vec<String> {
+    let log = captured_log();
+    let log = log.lock().unwrap();
+    String::from_utf8_lossy(&log)
+        .lines()
+        .filter(|l| l.contains("TFTP transfer ended") && l.contains(&format!("client={client} ")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A client that never acknowledges: the server retransmits, then gives up
+/// within a few seconds, and says so in its log.
+#[test]
+fn stalled_client_is_given_up_within_seconds() {
+    captured_log();
+    let t = Tftpd::start();
+    let sock = client_socket(Duration::from_millis(250));
+    let me = sock.local_addr().unwrap();
+    let started = Instant::now();
+    sock.send_to(&rrq(b"one.bin", "octet", &[]), t.addr)
+        .unwrap();
+    let mut copies_of_block_1 = 0;
+    let mut last_packet = started;
+    while started.elapsed() < Duration::from_secs(12) {
+        if let Some((reply, _)) = recv(&sock) {
+            last_packet = Instant::now();
+            assert_eq!(reply, Reply::Data(1, t.file("one.bin")[..512].to_vec()));
+            copies_of_block_1 += 1;
+        }
+    }
+    assert!(
+        copies_of_block_1 >= 3,
+        "block 1 was sent {copies_of_block_1} times: no retransmission"
+    );
+    let active = last_packet - started;
+    assert!(
+        active < Duration::from_secs(8),
+        "the server still retransmitted {active:?} after the request"
+    );
+    let ended = ended_lines(me);
+    assert_eq!(ended.len(), 1, "end lines for {me}: {ended:?}");
+    assert!(ended[0].contains("timed out"), "{}", ended[0]);
+    assert!(ended[0].contains("bytes=0"), "{}", ended[0]);
+}
+
+/// The client's ERROR ends its transfer at once: nothing more is sent, and
+/// the log says who ended it and why.
+#[test]
+fn client_error_ends_the_transfer_at_once() {
+    captured_log();
+    let t = Tftpd::start();
+    let sock = client_socket(Duration::from_secs(2));
+    let me = sock.local_addr().unwrap();
+    sock.send_to(
+        &rrq(b"one.bin", "octet", &[("blksize", "1024"), ("tsize", "0")]),
+        t.addr,
+    )
+    .unwrap();
+    let (reply, transfer) = recv(&sock).expect("no OACK");
+    assert!(matches!(reply, Reply::Oack(_)), "{reply:?}");
+    let mut err = vec![0, 5, 0, 0];
+    err.extend_from_slice(b"Early terminate\0");
+    sock.send_to(&err, transfer).unwrap();
+    // Without the ERROR the OACK would be retransmitted after 1 s.
+    sock.set_read_timeout(Some(Duration::from_millis(2500)))
+        .unwrap();
+    if let Some(r) = recv(&sock) {
+        panic!("the server sent {r:?} after the client's ERROR");
+    }
+    let ended = ended_lines(me);
+    assert_eq!(ended.len(), 1, "end lines for {me}: {ended:?}");
+    assert!(
+        ended[0].contains("aborted by client: Early terminate"),
+        "{}",
+        ended[0]
+    );
+}
+
+/// A new request from the address and port of a running transfer replaces
+/// it: the old transfer stops at once (no more retransmitted OACKs from its
+/// port), says so in the log, and the new one serves the file.
+#[test]
+fn same_port_request_replaces_the_running_transfer() {
+    captured_log();
+    let t = Tftpd::start();
+    let want = t.file("pi/start4.elf");
+    let opts = [("tsize", "0"), ("blksize", "1024")];
+    let sock = client_socket(Duration::from_secs(2));
+    let me = sock.local_addr().unwrap();
+    sock.send_to(&rrq(b"pi/start4.elf", "octet", &opts), t.addr)
+        .unwrap();
+    let (reply, first_transfer) = recv(&sock).expect("no OACK");
+    assert!(matches!(reply, Reply::Oack(_)), "{reply:?}");
+    // No ACK, no ERROR: the same request again from the same port.
+    let data = fetch_on(&sock, t.addr, "pi/start4.elf", &opts, Some(first_transfer))
+        .expect("the second request failed");
+    assert_same(&data, &want, "pi/start4.elf from the second request");
+    // The first transfer would retransmit its OACK every second if it still ran.
+    sock.set_read_timeout(Some(Duration::from_millis(2500)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < deadline {
+        if let Some((reply, from)) = recv(&sock) {
+            assert_ne!(
+                from, first_transfer,
+                "the replaced transfer still sent {reply:?}"
+            );
+        }
+    }
+    let ended = ended_lines(me);
+    assert_eq!(ended.len(), 2, "end lines for {me}: {ended:?}");
+    assert!(ended.iter().any(|l| l.contains("superseded")), "{ended:?}");
+    assert!(
+        ended.iter().any(|l| l.contains("outcome=complete")),
+        "{ended:?}"
+    );
+}
+
+/// RFC 2349's timeout option (1–255 s) is acknowledged in the OACK with the
+/// value asked; values outside the range are left out.
+#[test]
+fn timeout_option_is_acknowledged() {
+    let t = Tftpd::start();
+    let sock = client_socket(Duration::from_secs(2));
+    sock.send_to(
+        &rrq(b"small.txt", "octet", &[("timeout", "1"), ("tsize", "0")]),
+        t.addr,
+    )
+    .unwrap();
+    let (reply, _) = recv(&sock).expect("no OACK");
+    assert_eq!(
+        reply,
+        Reply::Oack(vec![
+            ("tsize".into(), t.file("small.txt").len().to_string()),
+            ("timeout".into(), "1".into())
+        ])
+    );
+    // Out of range: no option is left, so the server answers with DATA 1.
+    for bad in ["0", "256"] {
+        let sock = client_socket(Duration::from_secs(2));
+        sock.send_to(&rrq(b"small.txt", "octet", &[("timeout", bad)]), t.addr)
+            .unwrap();
+        let (reply, _) = recv(&sock).expect("no reply");
+        assert_eq!(reply, Reply::Data(1, t.file("small.txt")), "timeout {bad}");
+    }
+    // The whole transfer goes through with it.
+    let data = fetch(
+        t.addr,
+        "one.bin",
+        &[("timeout", "1"), ("blksize", "1468")],
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    assert_same(&data, &t.file("one.bin"), "one.bin with timeout 1");
 }
 
 // ---- through `bootherd serve`, in network namespaces ----
