@@ -28,6 +28,42 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
 
 const SECRET: &[u8] = b"TOP-SECRET-OUTSIDE-THE-ROOT\n";
 
+/// An `App` whose config serves `root` over TFTP on 127.0.0.1:`port` (no DHCP).
+fn tftp_app(data: &std::path::Path, root: &std::path::Path, port: u16) -> Arc<bootherd::app::App> {
+    let text = format!(
+        r#"[server]
+interface = "lo"
+address = "127.0.0.1"
+data_dir = "{data}"
+
+[dhcp]
+mode = "off"
+
+[tftp]
+port = {port}
+root = "{root}"
+
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+load_balancer = "stacked"
+
+[[machine]]
+mac = "52:54:00:aa:00:01"
+hostname = "cp1"
+role = "control-plane"
+ip = "10.55.0.11"
+"#,
+        data = data.display(),
+        root = root.display()
+    );
+    let (config, _) =
+        bootherd::config::parse(&text).unwrap_or_else(|e| panic!("test config: {e:?}"));
+    let store = bootherd::store::SqliteStore::open(data).unwrap();
+    Arc::new(bootherd::app::App::new(config, None, None, Arc::new(store)))
+}
+
 /// An in-process TFTP server over a temporary boot directory with:
 /// `small.txt`, `one.bin` (3 MiB + 7), `exact.bin` (4 × 1468 bytes),
 /// `pi/start4.elf` (700 KiB + 3), `escape` (a symlink to a file outside the root).
@@ -60,39 +96,7 @@ impl Tftpd {
             .local_addr()
             .unwrap()
             .port();
-        let text = format!(
-            r#"[server]
-interface = "lo"
-address = "127.0.0.1"
-http_port = 18080
-data_dir = "{data}"
-
-[dhcp]
-mode = "off"
-
-[tftp]
-port = {port}
-root = "{root}"
-
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.55.0.100:6443"
-load_balancer = "stacked"
-
-[[machine]]
-mac = "52:54:00:aa:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.55.0.11"
-"#,
-            data = data.display(),
-            root = root.display()
-        );
-        let (config, _) =
-            bootherd::config::parse(&text).unwrap_or_else(|e| panic!("test config: {e:?}"));
-        let store = bootherd::store::SqliteStore::open(&data).unwrap();
-        let app = Arc::new(bootherd::app::App::new(config, None, None, Arc::new(store)));
+        let app = tftp_app(&data, &root, port);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -621,39 +625,7 @@ print(len(pkts))
 fn a_taken_port_is_a_clear_startup_error() {
     let t = Tftpd::start();
     let data = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"[server]
-interface = "lo"
-address = "127.0.0.1"
-http_port = 18081
-data_dir = "{data}"
-
-[dhcp]
-mode = "off"
-
-[tftp]
-port = {port}
-root = "{root}"
-
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.55.0.100:6443"
-load_balancer = "stacked"
-
-[[machine]]
-mac = "52:54:00:aa:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.55.0.11"
-"#,
-        data = data.path().display(),
-        port = t.port(),
-        root = t.root.display()
-    );
-    let (config, _) = bootherd::config::parse(&text).unwrap();
-    let store = bootherd::store::SqliteStore::open(data.path()).unwrap();
-    let app = Arc::new(bootherd::app::App::new(config, None, None, Arc::new(store)));
+    let app = tftp_app(data.path(), &t.root, t.addr.port());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let result = rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(5), bootherd::tftp::serve(app)).await
