@@ -9,5 +9,7 @@ BENCH_DIR=${BENCH_DIR:-$here/../shared/bench}
 echo "building bootherd (release)" >&2
 cargo build --release --manifest-path "$here/Cargo.toml" >&2
 export BOOTHERD_BIN="$here/target/release/bootherd"
+# Per-request log lines off, as the harness's nginx runs with access_log off.
+export RUST_LOG=${RUST_LOG:-warn}
 export OURS_NAME=bootherd OURS_HTTP_CMD="exec bash $here/benches/bench-server.sh"
 exec "$BENCH_DIR/http.sh" "$@"
