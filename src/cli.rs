@@ -66,6 +66,17 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// The cluster's join material (generated into `<data_dir>/cluster/` on first use).
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Print the API endpoint, the bootstrap token's expiry and the CA cert hash.
+    Info,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -198,6 +209,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             println!("config reloaded");
         }
+        Command::Cluster {
+            command: ClusterCommand::Info,
+        } => {
+            let config = load(&cli)?;
+            let secrets = crate::cluster::Secrets::load_or_create(&config)?;
+            print!("{}", cluster_info(&config, &secrets, unix_now()));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -279,6 +297,29 @@ async fn api<T: serde::de::DeserializeOwned>(
     resp.json()
         .await
         .with_context(|| format!("{url}: unexpected answer"))
+}
+
+/// The `bootherd cluster info` text: public facts only (the token's secret
+/// part stays in `<data_dir>/cluster/`).
+fn cluster_info(config: &Config, secrets: &crate::cluster::Secrets, now: u64) -> String {
+    let token = secrets.token();
+    let left = token.expires().unix_timestamp() - now as i64;
+    let state = if left > 0 {
+        format!(
+            "in {}",
+            humantime::format_duration(std::time::Duration::from_secs(left as u64 / 60 * 60))
+        )
+    } else {
+        "expired".to_string()
+    };
+    format!(
+        "endpoint:      {}\ntoken id:      {}\ntoken expires: {} ({state})\nca cert hash:  {}\nsecrets:       {}\n",
+        config.cluster.endpoint,
+        token.id(),
+        token.expires_rfc3339(),
+        secrets.ca_cert_hash(),
+        secrets.dir().display()
+    )
 }
 
 /// The `bootherd machines` table.

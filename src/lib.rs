@@ -10,6 +10,7 @@
 //! - `store`     — the crash-safe store (SQLite) of leases, states, events and install tokens.
 //! - `boot`      — the boot decision: one pure function every transport asks.
 //! - `app`       — the running server's shared state: current config, store, renderer.
+//! - `cluster`   — cluster secrets: CAs, service-account keys, bootstrap token, VRRP password; per-role filtering.
 //! - `render`    — tera templates, compiled in, overridable from `<data_dir>/templates`.
 //! - `artifacts` — what a machine is served (iPXE script, cloud-init seed); used by HTTP and `render`.
 //! - `bootfiles` — the read-only boot-file namespace (iPXE builds, boot directory) for TFTP and HTTP.
@@ -26,6 +27,7 @@ pub mod artifacts;
 pub mod boot;
 pub mod bootfiles;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dhcp;
 pub mod http;

@@ -1,0 +1,325 @@
+//! The cluster's shared secrets, generated once into `<data_dir>/cluster/`
+//! and handed to each machine only as far as its role needs them (DESIGN.md,
+//! "Security").
+//!
+//! - `files` — atomic 0600 writes, and errors that say what to restore.
+//! - `pki`   — the CAs, the service-account keys, serving and client certs, the CA hash.
+//! - `token` — the bootstrap token, the VRRP password, minting a token on a live cluster.
+
+mod files;
+pub mod pki;
+pub mod token;
+
+use crate::config::{Config, Machine, Role};
+use anyhow::{Context, Result};
+use pki::{CertKey, CorePki, ServiceAccountKeys};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+use token::BootstrapToken;
+
+/// The directory under `data_dir` that holds the secrets.
+pub const CLUSTER_DIR: &str = "cluster";
+
+/// Everything bootherd keeps for the cluster. Load it with
+/// [`Secrets::load_or_create`]; hand it out with [`Secrets::for_role`] /
+/// [`Secrets::for_machine`], never whole.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    dir: PathBuf,
+    pki: CorePki,
+    /// Serving certs by control-plane hostname.
+    apiservers: BTreeMap<String, CertKey>,
+    token: BootstrapToken,
+    vrrp_password: String,
+    ca_cert_hash: String,
+}
+
+/// What one machine may receive, by role. Serializable so that templates can
+/// take it as their context.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "role", rename_all = "kebab-case")]
+pub enum RoleSecrets {
+    ControlPlane(Box<ControlPlaneSecrets>),
+    Worker(WorkerSecrets),
+    LoadBalancer(LoadBalancerSecrets),
+}
+
+/// The shared PKI (written to `/etc/kubernetes/pki` before kubeadm runs) and
+/// the join material.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ControlPlaneSecrets {
+    pub ca: CertKey,
+    pub front_proxy_ca: CertKey,
+    pub etcd_ca: CertKey,
+    pub service_account: ServiceAccountKeys,
+    /// This control plane's serving cert; `None` from [`Secrets::for_role`].
+    pub apiserver: Option<CertKey>,
+    pub token: String,
+    pub token_expires: String,
+    pub ca_cert_hash: String,
+    /// Set in `stacked` mode, where the control planes also run keepalived.
+    pub vrrp_password: Option<String>,
+}
+
+/// Join material only: no key of any kind.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerSecrets {
+    pub token: String,
+    pub ca_cert_hash: String,
+}
+
+/// No PKI at all.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LoadBalancerSecrets {
+    pub vrrp_password: String,
+}
+
+impl Secrets {
+    /// Loads the secrets from `<data_dir>/cluster/`, creating the whole set
+    /// when the directory does not exist yet. An existing set is never
+    /// regenerated: a missing or corrupt file is an error that names it. The
+    /// only thing added to an existing set is the serving cert of a control
+    /// plane that has none yet.
+    pub fn load_or_create(config: &Config) -> Result<Secrets> {
+        let data_dir = &config.server.data_dir;
+        let dir = data_dir.join(CLUSTER_DIR);
+        if !dir.exists() {
+            create(data_dir, &dir)?;
+        }
+        let pki = CorePki::load(&dir)?;
+        let token = BootstrapToken::load(&dir)?;
+        let vrrp_password = token::load_vrrp_password(&dir)?;
+        let control_planes: Vec<&Machine> = config.control_planes().collect();
+        let apiservers =
+            pki::load_or_issue_apiservers(&dir, &pki.ca, &config.cluster, &control_planes)?;
+        let ca_cert_hash = pki::ca_cert_hash(&pki.ca.cert_pem)?;
+        Ok(Secrets {
+            dir,
+            pki,
+            apiservers,
+            token,
+            vrrp_password,
+            ca_cert_hash,
+        })
+    }
+
+    /// `<data_dir>/cluster`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn ca(&self) -> &CertKey {
+        &self.pki.ca
+    }
+    pub fn front_proxy_ca(&self) -> &CertKey {
+        &self.pki.front_proxy_ca
+    }
+    pub fn etcd_ca(&self) -> &CertKey {
+        &self.pki.etcd_ca
+    }
+    pub fn service_account(&self) -> &ServiceAccountKeys {
+        &self.pki.sa
+    }
+    /// A control plane's serving cert, by hostname.
+    pub fn apiserver(&self, hostname: &str) -> Option<&CertKey> {
+        self.apiservers.get(hostname)
+    }
+    pub fn token(&self) -> &BootstrapToken {
+        &self.token
+    }
+    /// `sha256:<hex>`, as kubeadm's `caCertHashes` takes it.
+    pub fn ca_cert_hash(&self) -> &str {
+        &self.ca_cert_hash
+    }
+    pub fn vrrp_password(&self) -> &str {
+        &self.vrrp_password
+    }
+
+    /// Only what `role` may have: control planes get the PKI and the join
+    /// material, workers the token and the CA hash, load balancers the VRRP
+    /// password.
+    pub fn for_role(&self, role: Role) -> RoleSecrets {
+        match role {
+            Role::ControlPlane => RoleSecrets::ControlPlane(Box::new(ControlPlaneSecrets {
+                ca: self.pki.ca.clone(),
+                front_proxy_ca: self.pki.front_proxy_ca.clone(),
+                etcd_ca: self.pki.etcd_ca.clone(),
+                service_account: self.pki.sa.clone(),
+                apiserver: None,
+                token: self.token.token(),
+                token_expires: self.token.expires_rfc3339(),
+                ca_cert_hash: self.ca_cert_hash.clone(),
+                vrrp_password: None,
+            })),
+            Role::Worker => RoleSecrets::Worker(WorkerSecrets {
+                token: self.token.token(),
+                ca_cert_hash: self.ca_cert_hash.clone(),
+            }),
+            Role::LoadBalancer => RoleSecrets::LoadBalancer(LoadBalancerSecrets {
+                vrrp_password: self.vrrp_password.clone(),
+            }),
+        }
+    }
+
+    /// [`Secrets::for_role`] for one machine: a control plane also gets its
+    /// own serving cert, and in `stacked` mode the VRRP password.
+    pub fn for_machine(&self, config: &Config, machine: &Machine) -> RoleSecrets {
+        let mut s = self.for_role(machine.role);
+        if let RoleSecrets::ControlPlane(cp) = &mut s {
+            cp.apiserver = self.apiservers.get(&machine.hostname).cloned();
+            if config.cluster.load_balancer == crate::config::LoadBalancerMode::Stacked {
+                cp.vrrp_password = Some(self.vrrp_password.clone());
+            }
+        }
+        s
+    }
+
+    /// Replaces the bootstrap token with a fresh one when it is near expiry,
+    /// creating it on the live cluster first (through the API server at
+    /// `endpoint`, `host:port`) and saving it only once the cluster has it.
+    /// Returns whether it minted one.
+    pub async fn renew_token_if_due(
+        &mut self,
+        endpoint: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        if !self.token.needs_renewal(now) {
+            return Ok(false);
+        }
+        let fresh = BootstrapToken::generate(now, token::TOKEN_TTL);
+        token::create_on_apiserver(endpoint, &self.pki.ca, &fresh)
+            .await
+            .context("cannot mint a fresh bootstrap token")?;
+        fresh.write(&self.dir)?;
+        self.token = fresh;
+        Ok(true)
+    }
+}
+
+/// Generates the whole set into a staging directory and renames it into
+/// place, so that a crash leaves either no `cluster/` or a complete one.
+fn create(data_dir: &Path, dir: &Path) -> Result<()> {
+    files::private_dir(data_dir)?;
+    let stage = data_dir.join(format!(".{CLUSTER_DIR}.new"));
+    if stage.exists() {
+        // Only ever a leftover of a crashed first run: nothing trusts it yet.
+        std::fs::remove_dir_all(&stage)
+            .with_context(|| format!("cannot remove the leftover {}", stage.display()))?;
+    }
+    files::private_dir(&stage)?;
+    CorePki::generate()?.write(&stage)?;
+    BootstrapToken::generate(OffsetDateTime::now_utc(), token::TOKEN_TTL).write(&stage)?;
+    token::write_vrrp_password(&stage, &token::generate_vrrp_password())?;
+    std::fs::rename(&stage, dir)
+        .and_then(|()| files::sync_dir(data_dir))
+        .with_context(|| format!("cannot move {} to {}", stage.display(), dir.display()))?;
+    tracing::info!(dir = %dir.display(), "generated the cluster secrets");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"[server]
+address = "10.0.0.2"
+data_dir = "/nonexistent"
+[dhcp]
+subnet = "10.0.0.0/24"
+pool = "10.0.0.200-10.0.0.250"
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.0.0.100:6443"
+pod_cidr = "10.244.0.0/16"
+service_cidr = "10.96.0.0/12"
+[[machine]]
+mac = "52:54:00:aa:00:21"
+hostname = "lb1"
+role = "load-balancer"
+ip = "10.0.0.21"
+[[machine]]
+mac = "52:54:00:aa:00:01"
+hostname = "cp1"
+role = "control-plane"
+ip = "10.0.0.11"
+[[machine]]
+mac = "52:54:00:aa:00:31"
+hostname = "w1"
+role = "worker"
+ip = "10.0.0.31"
+"#;
+
+    fn secrets() -> (tempfile::TempDir, Config, Secrets) {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut config, _) = crate::config::parse(CONFIG).unwrap();
+        config.server.data_dir = dir.path().to_path_buf();
+        let s = Secrets::load_or_create(&config).unwrap();
+        (dir, config, s)
+    }
+
+    fn text(s: &RoleSecrets) -> String {
+        serde_json::to_string(s).unwrap()
+    }
+
+    #[test]
+    fn worker_gets_join_material_and_no_key() {
+        let (_d, config, s) = secrets();
+        let w = s.for_machine(&config, config.machine_by_name("w1").unwrap());
+        let RoleSecrets::Worker(ws) = &w else {
+            panic!("{w:?}")
+        };
+        assert_eq!(ws.token, s.token().token());
+        assert_eq!(ws.ca_cert_hash, s.ca_cert_hash());
+        let t = text(&w);
+        assert!(!t.contains("PRIVATE KEY"), "{t}");
+        assert!(!t.contains(s.vrrp_password()), "{t}");
+    }
+
+    #[test]
+    fn load_balancer_gets_the_vrrp_password_only() {
+        let (_d, _config, s) = secrets();
+        let lb = s.for_role(Role::LoadBalancer);
+        assert_eq!(
+            lb,
+            RoleSecrets::LoadBalancer(LoadBalancerSecrets {
+                vrrp_password: s.vrrp_password().to_string()
+            })
+        );
+        let t = text(&lb);
+        for secret in [s.token().secret(), s.ca_cert_hash(), "BEGIN"] {
+            assert!(!t.contains(secret), "{secret} in {t}");
+        }
+    }
+
+    #[test]
+    fn control_plane_gets_the_pki_and_its_own_serving_cert() {
+        let (_d, config, s) = secrets();
+        let cp = s.for_machine(&config, config.machine_by_name("cp1").unwrap());
+        let RoleSecrets::ControlPlane(c) = &cp else {
+            panic!("{cp:?}")
+        };
+        assert_eq!(&c.ca, s.ca());
+        assert_eq!(&c.front_proxy_ca, s.front_proxy_ca());
+        assert_eq!(&c.etcd_ca, s.etcd_ca());
+        assert_eq!(&c.service_account, s.service_account());
+        assert_eq!(c.apiserver.as_ref(), s.apiserver("cp1"));
+        assert!(c.apiserver.is_some());
+        assert_eq!(c.token, s.token().token());
+        // External load balancers hold the VIP: no VRRP password here.
+        assert_eq!(c.vrrp_password, None);
+        assert!(
+            matches!(s.for_role(Role::ControlPlane), RoleSecrets::ControlPlane(c) if c.apiserver.is_none())
+        );
+    }
+
+    #[test]
+    fn second_load_reads_the_same_secrets() {
+        let (_d, config, s) = secrets();
+        let again = Secrets::load_or_create(&config).unwrap();
+        assert_eq!(again.ca(), s.ca());
+        assert_eq!(again.token(), s.token());
+        assert_eq!(again.apiserver("cp1"), s.apiserver("cp1"));
+        assert_eq!(again.vrrp_password(), s.vrrp_password());
+    }
+}
