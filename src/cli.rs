@@ -305,12 +305,9 @@ fn cluster_info(config: &Config, secrets: &crate::cluster::Secrets, now: u64) ->
     let token = secrets.token();
     let left = token.expires().unix_timestamp() - now as i64;
     let state = if left > 0 {
-        format!(
-            "in {}",
-            humantime::format_duration(std::time::Duration::from_secs(left as u64 / 60 * 60))
-        )
+        format!("in {}h {:02}m", left / 3600, left % 3600 / 60)
     } else {
-        "expired".to_string()
+        "expired: bootherd mints a fresh one once the cluster is up".to_string()
     };
     format!(
         "endpoint:      {}\ntoken id:      {}\ntoken expires: {} ({state})\nca cert hash:  {}\nsecrets:       {}\n",

@@ -13,6 +13,7 @@ PKGS=(
     qemu-system-x86 ipxe-qemu ipxe ovmf                 # firmware PXE boots
     linux-image-amd64                                   # the installer stand-in's kernel
     shellcheck
+    openssl                                             # validates the cluster PKI and CA hash
 )
 
 missing=()
