@@ -77,6 +77,16 @@ enum Command {
 enum ClusterCommand {
     /// Print the API endpoint, the bootstrap token's expiry and the CA cert hash.
     Info,
+    /// Mint a fresh bootstrap token on the running cluster (when the current
+    /// one has less than 6 h left, or always with --force) and keep it for joins.
+    RenewToken {
+        /// Renew even when the current token is still fresh.
+        #[arg(long)]
+        force: bool,
+        /// The API server to create it through, `host:port` (default: the config's endpoint).
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -216,6 +226,31 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let secrets = crate::cluster::Secrets::load_or_create(&config)?;
             print!("{}", cluster_info(&config, &secrets, unix_now()));
         }
+        Command::Cluster {
+            command: ClusterCommand::RenewToken { force, endpoint },
+        } => {
+            let config = load(&cli)?;
+            let mut secrets = crate::cluster::Secrets::load_or_create(&config)?;
+            let endpoint = endpoint
+                .clone()
+                .unwrap_or_else(|| config.cluster.endpoint.to_string());
+            let now = time::OffsetDateTime::now_utc();
+            if *force {
+                secrets.renew_token(&endpoint, now).await?;
+            } else if !secrets.renew_token_if_due(&endpoint, now).await? {
+                println!(
+                    "the bootstrap token {} is still valid until {}: nothing to do (--force renews anyway)",
+                    secrets.token().id(),
+                    secrets.token().expires_rfc3339()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "minted bootstrap token {} (expires {})",
+                secrets.token().id(),
+                secrets.token().expires_rfc3339()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -307,7 +342,7 @@ fn cluster_info(config: &Config, secrets: &crate::cluster::Secrets, now: u64) ->
     let state = if left > 0 {
         format!("in {}h {:02}m", left / 3600, left % 3600 / 60)
     } else {
-        "expired: bootherd mints a fresh one once the cluster is up".to_string()
+        "expired: run `bootherd cluster renew-token` once the cluster is up".to_string()
     };
     format!(
         "endpoint:      {}\ntoken id:      {}\ntoken expires: {} ({state})\nca cert hash:  {}\nsecrets:       {}\n",

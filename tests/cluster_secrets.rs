@@ -579,3 +579,47 @@ async fn a_server_with_a_cert_from_another_ca_is_not_trusted() {
         .is_err());
     assert!(seen.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn renew_token_command_mints_through_the_given_endpoint() {
+    let lab = Lab::new();
+    let before = field(&lab.info_ok(), "token id:").to_string();
+    let secrets = Secrets::load_or_create(&lab.config()).unwrap();
+    let (endpoint, seen) = apiserver::start(secrets.ca(), 201).await;
+    let run = |force: bool| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_bootherd"));
+        cmd.arg("--config")
+            .arg(&lab.config)
+            .args(["cluster", "renew-token", "--endpoint", &endpoint])
+            .env("RUST_LOG", "warn");
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.output()
+    };
+    // Still fresh: nothing sent, nothing changed.
+    let out = run(false).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to do"));
+    assert!(seen.lock().unwrap().is_empty());
+    assert_eq!(field(&lab.info_ok(), "token id:"), before);
+
+    let out = run(true).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let after = field(&lab.info_ok(), "token id:").to_string();
+    assert_ne!(after, before);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let saved = Secrets::load_or_create(&lab.config()).unwrap();
+    assert_eq!(saved.token().id(), after);
+    check_secret_request(&seen[0], saved.token());
+}
+
+#[test]
+fn an_empty_cluster_directory_is_filled() {
+    let lab = Lab::new();
+    std::fs::create_dir_all(lab.cluster()).unwrap();
+    lab.info_ok();
+    assert!(lab.cluster().join("ca.crt").exists());
+    assert!(!lab.data.join(".cluster.new").exists());
+}

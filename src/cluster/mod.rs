@@ -84,7 +84,7 @@ impl Secrets {
     pub fn load_or_create(config: &Config) -> Result<Secrets> {
         let data_dir = &config.server.data_dir;
         let dir = data_dir.join(CLUSTER_DIR);
-        if !dir.exists() {
+        if is_absent_or_empty(&dir)? {
             create(data_dir, &dir)?;
         }
         let pki = CorePki::load(&dir)?;
@@ -174,10 +174,8 @@ impl Secrets {
         s
     }
 
-    /// Replaces the bootstrap token with a fresh one when it is near expiry,
-    /// creating it on the live cluster first (through the API server at
-    /// `endpoint`, `host:port`) and saving it only once the cluster has it.
-    /// Returns whether it minted one.
+    /// Replaces the bootstrap token with a fresh one when it is near expiry
+    /// (see [`Secrets::renew_token`]). Returns whether it minted one.
     pub async fn renew_token_if_due(
         &mut self,
         endpoint: &str,
@@ -186,20 +184,41 @@ impl Secrets {
         if !self.token.needs_renewal(now) {
             return Ok(false);
         }
+        self.renew_token(endpoint, now).await?;
+        Ok(true)
+    }
+
+    /// Mints a fresh bootstrap token valid for [`token::TOKEN_TTL`] from
+    /// `now`: creates it on the live cluster first (through the API server
+    /// at `endpoint`, `host:port`) and saves it only once the cluster has
+    /// it, so the saved token is always one the cluster accepts.
+    pub async fn renew_token(&mut self, endpoint: &str, now: OffsetDateTime) -> Result<()> {
         let fresh = BootstrapToken::generate(now, token::TOKEN_TTL);
         token::create_on_apiserver(endpoint, &self.pki.ca, &fresh)
             .await
-            .context("cannot mint a fresh bootstrap token")?;
+            .context("cannot mint a fresh bootstrap token; the current one stays")?;
         fresh.write(&self.dir)?;
+        tracing::info!(id = fresh.id(), expires = %fresh.expires_rfc3339(), "minted a bootstrap token");
         self.token = fresh;
-        Ok(true)
+        Ok(())
+    }
+}
+
+/// True when there is nothing to lose: no directory, or an empty one (an
+/// operator may have created it to choose its owner).
+fn is_absent_or_empty(dir: &Path) -> Result<bool> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", dir.display())),
     }
 }
 
 /// Generates the whole set into a staging directory and renames it into
 /// place, so that a crash leaves either no `cluster/` or a complete one.
 fn create(data_dir: &Path, dir: &Path) -> Result<()> {
-    files::private_dir(data_dir)?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let stage = data_dir.join(format!(".{CLUSTER_DIR}.new"));
     if stage.exists() {
         // Only ever a leftover of a crashed first run: nothing trusts it yet.
@@ -210,6 +229,7 @@ fn create(data_dir: &Path, dir: &Path) -> Result<()> {
     CorePki::generate()?.write(&stage)?;
     BootstrapToken::generate(OffsetDateTime::now_utc(), token::TOKEN_TTL).write(&stage)?;
     token::write_vrrp_password(&stage, &token::generate_vrrp_password())?;
+    // rename(2) replaces an empty directory, so an empty `cluster/` is fine.
     std::fs::rename(&stage, dir)
         .and_then(|()| files::sync_dir(data_dir))
         .with_context(|| format!("cannot move {} to {}", stage.display(), dir.display()))?;
