@@ -200,7 +200,7 @@ fn every_cert_verifies_against_its_ca_and_has_kubeadms_sans() {
     assert!(ok, "sa.pub is not sa.key's public key: {out}");
 
     for (host, ip) in CONTROL_PLANES {
-        let crt = format!("apiserver/{host}.crt");
+        let crt = format!("apiserver/{host}/apiserver.crt");
         let (ok, out) = sh(&format!("openssl verify -CAfile ca.crt {crt}"), &dir);
         assert!(ok, "{crt}: {out}");
         let (ok, out) = sh(
@@ -246,7 +246,7 @@ fn every_cert_verifies_against_its_ca_and_has_kubeadms_sans() {
         }
         assert!(sans.contains("TLS Web Server Authentication"), "{sans}");
         let (ok, out) = sh(
-            &format!("[ \"$(openssl x509 -in {crt} -noout -pubkey)\" = \"$(openssl pkey -in apiserver/{host}.key -pubout)\" ]"),
+            &format!("[ \"$(openssl x509 -in {crt} -noout -pubkey)\" = \"$(openssl pkey -in apiserver/{host}/apiserver.key -pubout)\" ]"),
             &dir,
         );
         assert!(ok, "{host}.key does not match: {out}");
@@ -266,7 +266,11 @@ fn files_are_0600_in_0700_directories() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{}", rel.display());
     }
-    for d in [lab.cluster(), lab.cluster().join("apiserver")] {
+    for d in [
+        lab.cluster(),
+        lab.cluster().join("apiserver"),
+        lab.cluster().join("apiserver/cp1"),
+    ] {
         let mode = std::fs::metadata(&d).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700, "{}", d.display());
     }
@@ -323,8 +327,8 @@ fn a_missing_file_is_an_error_not_a_regeneration() {
             std::fs::remove_file(d.join(f)).unwrap()
         });
     }
-    refuses("cp2.crt", "is missing", |d| {
-        std::fs::remove_file(d.join("apiserver/cp2.crt")).unwrap()
+    refuses("cp2/apiserver.crt", "is missing", |d| {
+        std::fs::remove_file(d.join("apiserver/cp2/apiserver.crt")).unwrap()
     });
 }
 
@@ -365,7 +369,7 @@ fn a_control_plane_added_later_gets_its_cert_and_nothing_else_changes() {
         assert_eq!(&after[rel], v, "{}", rel.display());
     }
     for (host, _) in CONTROL_PLANES {
-        assert!(after.contains_key(Path::new(&format!("apiserver/{host}.crt"))));
+        assert!(after.contains_key(Path::new(&format!("apiserver/{host}/apiserver.crt"))));
     }
 }
 
@@ -616,10 +620,47 @@ async fn renew_token_command_mints_through_the_given_endpoint() {
 }
 
 #[test]
+fn concurrent_first_runs_agree_on_one_set() {
+    let lab = Lab::new();
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_bootherd"))
+                .arg("--config")
+                .arg(&lab.config)
+                .args(["cluster", "info"])
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let hashes: Vec<String> = runs
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            field(&String::from_utf8_lossy(&out.stdout), "ca cert hash:").to_string()
+        })
+        .collect();
+    let now = field(&lab.info_ok(), "ca cert hash:").to_string();
+    assert!(hashes.iter().all(|h| *h == now), "{hashes:?} vs {now}");
+}
+
+#[test]
 fn an_empty_cluster_directory_is_filled() {
     let lab = Lab::new();
     std::fs::create_dir_all(lab.cluster()).unwrap();
     lab.info_ok();
     assert!(lab.cluster().join("ca.crt").exists());
-    assert!(!lab.data.join(".cluster.new").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&lab.data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".cluster.new"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

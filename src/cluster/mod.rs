@@ -216,12 +216,15 @@ fn is_absent_or_empty(dir: &Path) -> Result<bool> {
 
 /// Generates the whole set into a staging directory and renames it into
 /// place, so that a crash leaves either no `cluster/` or a complete one.
+/// Two bootherd processes starting together (`serve` and a CLI command)
+/// each stage their own set; the first rename wins and the other one's set
+/// is dropped before anything used it.
 fn create(data_dir: &Path, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let stage = data_dir.join(format!(".{CLUSTER_DIR}.new"));
+    let stage = data_dir.join(format!(".{CLUSTER_DIR}.new-{}", std::process::id()));
     if stage.exists() {
-        // Only ever a leftover of a crashed first run: nothing trusts it yet.
+        // A leftover of a crashed run that had this pid: nothing trusts it.
         std::fs::remove_dir_all(&stage)
             .with_context(|| format!("cannot remove the leftover {}", stage.display()))?;
     }
@@ -229,11 +232,26 @@ fn create(data_dir: &Path, dir: &Path) -> Result<()> {
     CorePki::generate()?.write(&stage)?;
     BootstrapToken::generate(OffsetDateTime::now_utc(), token::TOKEN_TTL).write(&stage)?;
     token::write_vrrp_password(&stage, &token::generate_vrrp_password())?;
-    // rename(2) replaces an empty directory, so an empty `cluster/` is fine.
-    std::fs::rename(&stage, dir)
-        .and_then(|()| files::sync_dir(data_dir))
-        .with_context(|| format!("cannot move {} to {}", stage.display(), dir.display()))?;
-    tracing::info!(dir = %dir.display(), "generated the cluster secrets");
+    // rename(2) replaces an empty directory, so an empty `cluster/` is fine;
+    // a non-empty one means another process got there first.
+    match std::fs::rename(&stage, dir) {
+        Ok(()) => {
+            files::sync_dir(data_dir)
+                .with_context(|| format!("cannot sync {}", data_dir.display()))?;
+            tracing::info!(dir = %dir.display(), "generated the cluster secrets");
+        }
+        Err(_) if !is_absent_or_empty(dir)? => {
+            std::fs::remove_dir_all(&stage)
+                .with_context(|| format!("cannot remove {}", stage.display()))?;
+        }
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "cannot move {} to {}: {e}",
+                stage.display(),
+                dir.display()
+            ))
+        }
+    }
     Ok(())
 }
 

@@ -9,7 +9,7 @@
 //! kubeadm's `/etc/kubernetes/pki` layout, except the etcd CA (`etcd-ca.*`
 //! here, `etcd/ca.*` there) so that this directory stays flat.
 
-use super::files::{corrupt, missing, read_required, write_private};
+use super::files::{corrupt, read_required, write_private};
 use crate::config::{Cluster, Machine};
 use anyhow::{Context, Result};
 use rcgen::{
@@ -76,7 +76,8 @@ pub const CORE_FILES: [(&str, &str); 8] = [
     ("sa.pub", "PEM public key"),
 ];
 
-/// The subdirectory that holds one serving cert per control plane.
+/// The subdirectory that holds one serving cert per control plane, in
+/// `<hostname>/apiserver.{crt,key}` (kubeadm's names on the node).
 pub const APISERVER_DIR: &str = "apiserver";
 
 impl CorePki {
@@ -306,10 +307,11 @@ pub fn issue_client(
     issue(ca, &params).with_context(|| format!("cannot issue a client cert for {common_name}"))
 }
 
-/// Loads the serving cert of each control plane from `<dir>/apiserver/`,
-/// issuing it for a control plane that has none yet (one added to the config
-/// later). An existing cert is never reissued; a lone `.crt` or `.key` is an
-/// error rather than a silent replacement.
+/// Loads the serving cert of each control plane from
+/// `<dir>/apiserver/<hostname>/apiserver.{crt,key}`, issuing it for a control
+/// plane that has none yet (one added to the config later). An existing cert
+/// is never reissued, and a directory with one file missing is an error
+/// rather than a silent replacement.
 pub fn load_or_issue_apiservers(
     dir: &Path,
     ca: &CertKey,
@@ -320,29 +322,55 @@ pub fn load_or_issue_apiservers(
     super::files::private_dir(&sub)?;
     let mut out = BTreeMap::new();
     for m in control_planes {
-        let crt = sub.join(format!("{}.crt", m.hostname));
-        let key = sub.join(format!("{}.key", m.hostname));
-        let ck = match (crt.exists(), key.exists()) {
-            (true, true) => {
-                let ck = CertKey {
-                    cert_pem: read_required(&crt)?,
-                    key_pem: read_required(&key)?,
-                };
-                check_cert_key(&ck, &crt, &key)?;
-                ck
-            }
-            (false, false) => {
-                let ck = issue_apiserver(ca, apiserver_sans(cluster, control_planes, m))?;
-                // Key first: a crash between the two leaves a lone key, which
-                // the next start reports instead of trusting.
-                write_private(&key, ck.key_pem.as_bytes())?;
-                write_private(&crt, ck.cert_pem.as_bytes())?;
-                ck
-            }
-            (true, false) => return Err(missing(&key)),
-            (false, true) => return Err(missing(&crt)),
+        let host_dir = sub.join(&m.hostname);
+        if !host_dir.exists() {
+            issue_apiserver_dir(&sub, &host_dir, ca, cluster, control_planes, m)?;
+        }
+        let (crt, key) = (
+            host_dir.join("apiserver.crt"),
+            host_dir.join("apiserver.key"),
+        );
+        let ck = CertKey {
+            cert_pem: read_required(&crt)?,
+            key_pem: read_required(&key)?,
         };
+        check_cert_key(&ck, &crt, &key)?;
         out.insert(m.hostname.clone(), ck);
     }
     Ok(out)
+}
+
+/// Writes a control plane's cert and key into a staging directory and renames
+/// it into place: the pair appears whole or not at all, and when two bootherd
+/// processes race, the first rename wins and the other pair is dropped.
+fn issue_apiserver_dir(
+    sub: &Path,
+    host_dir: &Path,
+    ca: &CertKey,
+    cluster: &Cluster,
+    control_planes: &[&Machine],
+    machine: &Machine,
+) -> Result<()> {
+    let stage = sub.join(format!(".{}.new-{}", machine.hostname, std::process::id()));
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage)
+            .with_context(|| format!("cannot remove the leftover {}", stage.display()))?;
+    }
+    super::files::private_dir(&stage)?;
+    let ck = issue_apiserver(ca, apiserver_sans(cluster, control_planes, machine))?;
+    write_private(&stage.join("apiserver.key"), ck.key_pem.as_bytes())?;
+    write_private(&stage.join("apiserver.crt"), ck.cert_pem.as_bytes())?;
+    match std::fs::rename(&stage, host_dir) {
+        Ok(()) => {
+            super::files::sync_dir(sub).with_context(|| format!("cannot sync {}", sub.display()))
+        }
+        // Another process issued this control plane's cert first: use theirs.
+        Err(_) if host_dir.join("apiserver.crt").exists() => std::fs::remove_dir_all(&stage)
+            .with_context(|| format!("cannot remove {}", stage.display())),
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot move {} to {}: {e}",
+            stage.display(),
+            host_dir.display()
+        )),
+    }
 }
