@@ -23,8 +23,8 @@ pub const CLUSTER_DIR: &str = "cluster";
 
 /// Everything bootherd keeps for the cluster. Load it with
 /// [`Secrets::load_or_create`]; hand it out with [`Secrets::for_role`] /
-/// [`Secrets::for_machine`], never whole.
-#[derive(Debug, Clone)]
+/// [`Secrets::for_machine`], never whole. Its `Debug` shows no secret.
+#[derive(Clone)]
 pub struct Secrets {
     dir: PathBuf,
     pki: CorePki,
@@ -33,6 +33,19 @@ pub struct Secrets {
     token: BootstrapToken,
     vrrp_password: String,
     ca_cert_hash: String,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("dir", &self.dir)
+            .field("pki", &self.pki)
+            .field("apiservers", &self.apiservers.keys().collect::<Vec<_>>())
+            .field("token", &self.token)
+            .field("vrrp_password", &"<redacted>")
+            .field("ca_cert_hash", &self.ca_cert_hash)
+            .finish()
+    }
 }
 
 /// What one machine may receive, by role. Serializable so that templates can
@@ -349,6 +362,16 @@ ip = "10.0.0.31"
         assert!(
             matches!(s.for_role(Role::ControlPlane), RoleSecrets::ControlPlane(c) if c.apiserver.is_none())
         );
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let (_d, _config, s) = secrets();
+        let d = format!("{s:?}");
+        assert!(!d.contains("PRIVATE KEY"), "{d}");
+        assert!(!d.contains(s.token().secret()), "{d}");
+        assert!(!d.contains(s.vrrp_password()), "{d}");
+        assert!(d.contains(s.token().id()), "{d}");
     }
 
     #[test]

@@ -42,17 +42,36 @@ pub const APISERVER_DNS_NAMES: [&str; 4] = [
 ];
 
 /// A certificate and its private key, both PEM.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CertKey {
     pub cert_pem: String,
     pub key_pem: String,
 }
 
 /// The service-account signing key pair (`sa.key`, `sa.pub`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ServiceAccountKeys {
     pub private_pem: String,
     pub public_pem: String,
+}
+
+// Debug output ends up in logs and panic messages: it never shows a key.
+impl std::fmt::Debug for CertKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertKey")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ServiceAccountKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceAccountKeys")
+            .field("private_pem", &"<redacted>")
+            .field("public_pem", &self.public_pem)
+            .finish()
+    }
 }
 
 /// The cluster-wide PKI that is generated once and never changes.

@@ -38,11 +38,22 @@ fn random_string(alphabet: &[u8], len: usize) -> String {
 
 /// A kubeadm bootstrap token, `[a-z0-9]{6}.[a-z0-9]{16}`: the id is public
 /// (it names the Secret), the secret part authenticates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct BootstrapToken {
     id: String,
     secret: String,
     expires: OffsetDateTime,
+}
+
+// The id is public; the secret part never reaches a log.
+impl std::fmt::Debug for BootstrapToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapToken")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .field("expires", &self.expires_rfc3339())
+            .finish()
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
