@@ -20,7 +20,7 @@ pub async fn run(
     let data_dir = config.server.data_dir.clone();
     let store = SqliteStore::open(&data_dir)?;
     operator::ensure(&data_dir)?;
-    report_missing(&config);
+    report_missing(&config, &config_path);
     let app = Arc::new(App::new(
         config,
         Some(config_path),
@@ -91,8 +91,9 @@ fn reload(app: &App) {
 }
 
 /// Names, at start, each file the inventory needs that is not there.
-fn report_missing(config: &Config) {
-    for m in images::missing(config) {
+fn report_missing(config: &Config, config_path: &std::path::Path) {
+    let missing = images::missing(config);
+    for m in &missing {
         let looked: Vec<String> = m
             .looked_in
             .iter()
@@ -103,6 +104,13 @@ fn report_missing(config: &Config) {
             m.what,
             m.needed_by.join(", "),
             looked.join(", ")
+        );
+    }
+    if !missing.is_empty() {
+        tracing::warn!(
+            "to download and verify what is missing, run: bootherd --config {} images fetch (without internet: bootherd --config {} images import DIR)",
+            config_path.display(),
+            config_path.display()
         );
     }
 }
