@@ -261,13 +261,18 @@ async fn images_command(
                     missing += 1;
                 }
                 println!(
-                    "{:<36} {:<22} {:<24} {}",
+                    "{:<34} {:<20} {:<32} {}",
                     e.name,
                     state.to_string(),
                     hosts
                         .map(|h| format!("needed by {h}"))
                         .unwrap_or_else(|| "not needed".into()),
-                    e.path(&dir).display()
+                    match &e.source {
+                        catalog::Source::Package { path, .. }
+                            if state == cache::State::FromPackage =>
+                            path.display().to_string(),
+                        _ => e.path(&dir).display().to_string(),
+                    }
                 );
             }
             if missing > 0 {

@@ -252,6 +252,16 @@ async fn attempt_once(
         let hasher = hash_existing(part).map_err(io)?;
         return Ok((have, hasher));
     }
+    if status == StatusCode::PARTIAL_CONTENT && !resumed {
+        // A range other than the one asked for: the part cannot be continued.
+        let _ = std::fs::remove_file(part);
+        return Err(Failure::Retry(FetchError::Interrupted {
+            url: url.to_string(),
+            attempts: 1,
+            got: 0,
+            detail: "the server answered a different range; starting over".into(),
+        }));
+    }
     let resp = match check_status(url, resp) {
         Ok(r) => r,
         Err(e @ FetchError::Status { status, .. })
