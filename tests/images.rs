@@ -648,6 +648,7 @@ ip = "10.0.0.11"
         "ubuntu-24.04-raspi/preinstalled-server.img.xz",
         "ubuntu-24.04-raspi/boot/start4.elf",
         "ubuntu-24.04-raspi/boot/overlays/vc4-kms-v3d.dtbo",
+        "ubuntu-24.04-raspi/boot.sha256",
     ] {
         assert!(
             a.contains_key(expected),
@@ -658,4 +659,31 @@ ip = "10.0.0.11"
     // And `images verify` is happy with both.
     cli(&fetched, &["verify"]);
     cli(&imported, &["verify"]);
+
+    // A damaged extracted file is found and named, with what to do.
+    let kernel = fetched.join("images/ubuntu-24.04-amd64/vmlinuz");
+    let mut k = std::fs::read(&kernel).unwrap();
+    k[1000] ^= 0xff;
+    std::fs::write(&kernel, k).unwrap();
+    std::fs::remove_file(fetched.join("images/ubuntu-24.04-raspi/boot/start4.elf")).unwrap();
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&fetched)
+        .args(["images", "--catalog"])
+        .arg(&cat_path)
+        .arg("verify")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("CORRUPT") && stdout.contains("vmlinuz"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("start4.elf is missing") && stdout.contains("images fetch raspi"),
+        "{stdout}"
+    );
 }

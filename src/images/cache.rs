@@ -120,28 +120,87 @@ pub fn verify_all(catalog: &[Entry], images_dir: &Path) -> Result<(Vec<String>, 
             continue;
         }
         let path = e.path(images_dir);
-        let line = match verify::check(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-        {
-            Check::Ok => format!("{}: ok", e.name),
-            Check::Missing => continue,
-            Check::Unrecorded => format!(
-                "{}: {} has no digest record; run `bootherd images fetch {}` or `bootherd images import DIR`",
-                e.name,
-                path.display(),
-                e.name
-            ),
-            Check::Mismatch { expected, actual } => {
-                ok = false;
-                format!(
-                    "{}: CORRUPT: {} has sha256 {actual}, expected {expected}; delete it and run `bootherd images fetch {}`",
-                    e.name,
-                    path.display(),
-                    e.name
-                )
+        if !path.is_file() {
+            continue;
+        }
+        // The image itself, then what was extracted from it.
+        let mut files = vec![path.clone()];
+        let mut manifest = Vec::new();
+        match e.kind {
+            Kind::LiveServerIso => {
+                let dir = path.parent().unwrap_or(images_dir);
+                files.extend(extract::CASPER_FILES.iter().map(|(_, n)| dir.join(n)));
             }
-        };
-        lines.push(line);
+            Kind::RaspiImage => {
+                let boot = extract::raspi_boot_dir(&path);
+                let text =
+                    std::fs::read_to_string(extract::boot_manifest(&path)).unwrap_or_default();
+                manifest = verify::parse_sums(&text)
+                    .into_iter()
+                    .map(|(d, n)| (boot.join(n), d))
+                    .collect();
+                if manifest.is_empty() {
+                    ok = false;
+                    lines.push(format!(
+                        "{}: the boot partition was never extracted; run `bootherd images fetch {}`",
+                        e.name, e.name
+                    ));
+                }
+            }
+            Kind::File => {}
+        }
+        let before = lines.len();
+        for f in &files {
+            lines.extend(line_for(e, f, verify::check(f), &mut ok)?);
+        }
+        for (f, expected) in manifest {
+            let check = if !f.is_file() {
+                Ok(Check::Missing)
+            } else {
+                verify::sha256_file(&f).map(|actual| {
+                    if actual == expected {
+                        Check::Ok
+                    } else {
+                        Check::Mismatch { expected, actual }
+                    }
+                })
+            };
+            lines.extend(line_for(e, &f, check, &mut ok)?);
+        }
+        if lines.len() == before {
+            lines.push(format!("{}: ok", e.name));
+        }
     }
     Ok((lines, ok))
+}
+
+/// The `images verify` line for one file, if it has a problem.
+fn line_for(
+    e: &Entry,
+    path: &Path,
+    check: std::io::Result<Check>,
+    ok: &mut bool,
+) -> Result<Option<String>> {
+    let check = check.with_context(|| format!("cannot read {}", path.display()))?;
+    let fix = format!("run `bootherd images fetch {}`", e.name);
+    Ok(match check {
+        Check::Ok => None,
+        Check::Missing => {
+            *ok = false;
+            Some(format!("{}: {} is missing; {fix}", e.name, path.display()))
+        }
+        Check::Unrecorded => Some(format!(
+            "{}: {} has no digest record (placed by hand?); {fix} or `bootherd images import DIR`",
+            e.name,
+            path.display()
+        )),
+        Check::Mismatch { expected, actual } => {
+            *ok = false;
+            Some(format!(
+                "{}: CORRUPT: {} has sha256 {actual}, expected {expected}; delete it and {fix}",
+                e.name,
+                path.display()
+            ))
+        }
+    })
 }

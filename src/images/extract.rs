@@ -6,6 +6,7 @@
 //! half-written file under a name the boot flows read.
 
 use super::iso9660::Iso;
+use super::verify;
 use anyhow::{bail, Context, Result};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -30,7 +31,10 @@ pub fn live_server(iso: &Path, dir: &Path) -> Result<()> {
                     iso.display()
                 )
             })?;
-        write_atomically(&dir.join(name), |out| reader.copy(extent, out).map(drop))?;
+        let path = dir.join(name);
+        write_atomically(&path, |out| reader.copy(extent, out).map(drop))?;
+        // Recorded so that `images verify` can re-check what the boot flows read.
+        verify::write_record(&path, &verify::sha256_file(&path)?)?;
     }
     Ok(())
 }
@@ -38,6 +42,37 @@ pub fn live_server(iso: &Path, dir: &Path) -> Result<()> {
 /// Where the boot partition of a Pi image is extracted: `boot/` beside it.
 pub fn raspi_boot_dir(image: &Path) -> PathBuf {
     image.with_file_name("boot")
+}
+
+/// The digests of the extracted boot partition (`sha256sum` format, paths
+/// relative to `boot/`), beside the image.
+pub fn boot_manifest(image: &Path) -> PathBuf {
+    image.with_file_name("boot.sha256")
+}
+
+fn write_manifest(dir: &Path, manifest: &Path) -> Result<()> {
+    fn walk(base: &Path, dir: &Path, out: &mut String) -> Result<()> {
+        let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                walk(base, &p, out)?;
+            } else {
+                let rel = p.strip_prefix(base).unwrap_or(&p);
+                out.push_str(&format!(
+                    "{}  {}\n",
+                    verify::sha256_file(&p)?,
+                    rel.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+    let mut text = String::new();
+    walk(dir, dir, &mut text)?;
+    fs::write(manifest, text).with_context(|| format!("cannot write {}", manifest.display()))?;
+    Ok(())
 }
 
 /// Decompresses a `.img.xz`, finds the FAT boot partition in its MBR, and
@@ -76,6 +111,7 @@ pub fn raspi(image_xz: &Path) -> Result<PathBuf> {
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging)?;
         copy_tree(&fs.root_dir(), &staging)?;
+        write_manifest(&staging, &boot_manifest(image_xz))?;
         let _ = fs::remove_dir_all(&target);
         fs::rename(&staging, &target)?;
         Ok(target)
