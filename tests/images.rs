@@ -26,6 +26,10 @@ enum Route {
     StopAfter(Vec<u8>, usize),
     /// `StopAfter` for the first request, `File` for every later one.
     StopOnce(Vec<u8>, usize),
+    /// `StopAfter` for the first request, then `Whole` (like a mirror that ignores Range).
+    StopOnceNoRange(Vec<u8>, usize),
+    /// Always 200 with the whole file, whatever the `Range` header says.
+    Whole(Vec<u8>),
 }
 
 /// Each request's path and `Range` header (None when absent), in order.
@@ -103,8 +107,14 @@ fn serve_one(
     let route = {
         let mut routes = routes.lock().unwrap();
         let route = routes.get(&path).cloned();
-        if let Some(Route::StopOnce(data, _)) = &route {
-            routes.insert(path.clone(), Route::File(data.clone()));
+        match &route {
+            Some(Route::StopOnce(data, _)) => {
+                routes.insert(path.clone(), Route::File(data.clone()));
+            }
+            Some(Route::StopOnceNoRange(data, _)) => {
+                routes.insert(path.clone(), Route::Whole(data.clone()));
+            }
+            _ => {}
         }
         route
     };
@@ -112,6 +122,14 @@ fn serve_one(
         None => conn.write_all(
             b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
         ),
+        Some(Route::Whole(data)) => {
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                data.len()
+            )?;
+            conn.write_all(&data)
+        }
         Some(Route::File(data)) => {
             let start: usize = range
                 .as_deref()
@@ -140,7 +158,9 @@ fn serve_one(
             conn.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")?;
             conn.write_all(&data[..n])
         }
-        Some(Route::StopAfter(data, n)) | Some(Route::StopOnce(data, n)) => {
+        Some(Route::StopAfter(data, n))
+        | Some(Route::StopOnce(data, n))
+        | Some(Route::StopOnceNoRange(data, n)) => {
             write!(
                 conn,
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -395,6 +415,49 @@ async fn interrupted_download_resumes_with_a_range_request() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("second request had no `Range: bytes=N-`: {ranges:?}"));
     assert!(resumed_at > 0 && resumed_at <= 1_000_000, "{resumed_at}");
+}
+
+#[tokio::test]
+async fn a_server_ignoring_range_makes_the_download_start_over() {
+    let srv = TestServer::start();
+    let data = bytes(2_000_000, 16);
+    srv.route("/f.iso", Route::StopOnceNoRange(data.clone(), 500_000));
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("f.iso");
+    fetch::download(
+        &fetch::client(),
+        &srv.url("/f.iso"),
+        &sha(&data),
+        &dest,
+        &FetchOptions {
+            attempts: 2,
+            ..quick()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(std::fs::read(&dest).unwrap() == data);
+    let ranges = srv.ranges_for("/f.iso");
+    assert_eq!(ranges.len(), 2);
+    assert!(
+        ranges[1].is_some(),
+        "the retry asked for a range: {ranges:?}"
+    );
+}
+
+#[tokio::test]
+async fn tls_failure_is_named() {
+    // https:// to a plain-HTTP server on loopback: the TLS handshake fails.
+    let srv = TestServer::start();
+    srv.route("/f.iso", Route::File(b"x".to_vec()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("f.iso");
+    let url = format!("https://127.0.0.1:{}/f.iso", srv.port);
+    let err = fetch::download(&fetch::client(), &url, &sha(b"x"), &dest, &quick())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Tls { .. }), "{err}");
+    assert_no_final(&dest);
 }
 
 /// A directory `root` holding `casper/vmlinuz` and `casper/initrd`, made into an ISO.
