@@ -415,6 +415,29 @@ async fn interrupted_download_resumes_with_a_range_request() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("second request had no `Range: bytes=N-`: {ranges:?}"));
     assert!(resumed_at > 0 && resumed_at <= 1_000_000, "{resumed_at}");
+    assert!(!fetch::part_path(&dest).exists());
+}
+
+#[tokio::test]
+async fn a_part_of_another_release_is_not_continued() {
+    let srv = TestServer::start();
+    let old = bytes(1_500_000, 17);
+    let new = bytes(1_500_000, 18);
+    srv.route("/f.iso", Route::StopAfter(old.clone(), 600_000));
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("f.iso");
+    let client = fetch::client();
+    fetch::download(&client, &srv.url("/f.iso"), &sha(&old), &dest, &quick())
+        .await
+        .unwrap_err();
+    assert!(fetch::part_path(&dest).exists());
+    // The release moved on: same name, another digest.
+    srv.route("/f.iso", Route::File(new.clone()));
+    fetch::download(&client, &srv.url("/f.iso"), &sha(&new), &dest, &quick())
+        .await
+        .unwrap();
+    assert!(std::fs::read(&dest).unwrap() == new);
+    assert_eq!(srv.ranges_for("/f.iso"), vec![None, None]);
 }
 
 #[tokio::test]

@@ -162,6 +162,13 @@ pub async fn download(
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
     let part = part_path(dest);
+    // A part left by an earlier run is continued only if it was a download of
+    // the same file (same digest): a new point release starts afresh.
+    let part_record = verify::record_path(&part);
+    if verify::read_record(&part).as_deref() != Some(sha256) {
+        let _ = std::fs::remove_file(&part);
+    }
+    verify::write_record(&part, sha256).map_err(io_err(&part_record))?;
     let attempts = opts.attempts.max(1);
     let mut last_err = None;
     for attempt in 1..=attempts {
@@ -181,6 +188,7 @@ pub async fn download(
                 let actual = hex::encode(hasher.finalize());
                 if actual != sha256 {
                     let _ = std::fs::remove_file(&part);
+                    let _ = std::fs::remove_file(&part_record);
                     return Err(FetchError::Checksum {
                         url: url.to_string(),
                         expected: sha256.to_string(),
@@ -188,12 +196,15 @@ pub async fn download(
                         bytes,
                     });
                 }
-                std::fs::rename(&part, dest).map_err(io_err(dest))?;
+                // The record first: a file under its final name always has one.
                 verify::write_record(dest, sha256).map_err(io_err(dest))?;
+                std::fs::rename(&part, dest).map_err(io_err(dest))?;
+                let _ = std::fs::remove_file(&part_record);
                 return Ok(bytes);
             }
             Err(Failure::Permanent(e)) => {
                 let _ = std::fs::remove_file(&part);
+                let _ = std::fs::remove_file(&part_record);
                 return Err(e);
             }
             Err(Failure::Retry(e)) => last_err = Some(e),
