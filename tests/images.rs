@@ -742,6 +742,18 @@ ip = "10.0.0.11"
             a.keys()
         );
     }
+    // A second fetch downloads and extracts nothing again.
+    let boot_file = fetched.join("images/ubuntu-24.04-raspi/boot/start4.elf");
+    let before = std::fs::metadata(&boot_file).unwrap().modified().unwrap();
+    let requests = srv.ranges.lock().unwrap().len();
+    cli(&fetched, &["fetch", "iso", "raspi", "--attempts", "1"]);
+    assert_eq!(
+        std::fs::metadata(&boot_file).unwrap().modified().unwrap(),
+        before
+    );
+    // Only the two SHA256SUMS reads.
+    assert_eq!(srv.ranges.lock().unwrap().len(), requests + 2);
+
     // And `images verify` is happy with both.
     cli(&fetched, &["verify"]);
     cli(&imported, &["verify"]);
