@@ -71,6 +71,14 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Download, verify, import and list OS images and boot firmware.
+    Images {
+        /// A catalog file to use instead of the compiled-in one (e.g. one pointing at a local mirror).
+        #[arg(long, global = true)]
+        catalog: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -87,6 +95,24 @@ enum ClusterCommand {
         #[arg(long)]
         endpoint: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// What the inventory needs, what is cached, what is missing.
+    List,
+    /// Download and verify images (default: what the inventory needs).
+    Fetch {
+        /// Catalog names (see `bootherd images list --all`).
+        names: Vec<String>,
+        /// Attempts per file before giving up (an interrupted transfer resumes).
+        #[arg(long, default_value_t = 5)]
+        attempts: u32,
+    },
+    /// Re-hash every cached image against its recorded digest.
+    Verify,
+    /// Fill the cache from a directory or mounted media, with the same checks as `fetch`.
+    Import { path: PathBuf },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -250,6 +276,114 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 secrets.token().id(),
                 secrets.token().expires_rfc3339()
             );
+        }
+        Command::Images { catalog, command } => {
+            let config = load(&cli)?;
+            return images_command(&config, catalog.as_deref(), command).await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn images_command(
+    config: &Config,
+    catalog_file: Option<&std::path::Path>,
+    command: &ImagesCommand,
+) -> Result<ExitCode> {
+    use crate::images::{cache, catalog, fetch, import};
+    let entries = match catalog_file {
+        None => catalog::builtin(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the catalog {}", p.display()))?;
+            catalog::parse(&text).with_context(|| format!("{}", p.display()))?
+        }
+    };
+    let dir = crate::images::images_dir(config);
+    let needed = catalog::needed(&entries, config);
+    match command {
+        ImagesCommand::List => {
+            let mut missing = 0;
+            for e in &entries {
+                let hosts = needed
+                    .iter()
+                    .find(|(n, _)| n.name == e.name)
+                    .map(|(_, h)| h.join(","));
+                let state = cache::state(e, &dir);
+                if hosts.is_some() && state == cache::State::Missing {
+                    missing += 1;
+                }
+                println!(
+                    "{:<34} {:<20} {:<32} {}",
+                    e.name,
+                    state.to_string(),
+                    hosts
+                        .map(|h| format!("needed by {h}"))
+                        .unwrap_or_else(|| "not needed".into()),
+                    match &e.source {
+                        catalog::Source::Package { path, .. }
+                            if state == cache::State::FromPackage =>
+                            path.display().to_string(),
+                        _ => e.path(&dir).display().to_string(),
+                    }
+                );
+            }
+            if missing > 0 {
+                println!("{missing} needed image(s) missing: run `bootherd images fetch` (or `bootherd images import DIR` without internet)");
+            }
+        }
+        ImagesCommand::Fetch { names, attempts } => {
+            let chosen: Vec<&catalog::Entry> = if names.is_empty() {
+                needed.iter().map(|(e, _)| *e).collect()
+            } else {
+                names
+                    .iter()
+                    .map(|n| {
+                        entries.iter().find(|e| &e.name == n).with_context(|| {
+                            format!(
+                                "{n:?} is not in the catalog; `bootherd images list` names them"
+                            )
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            };
+            if chosen.is_empty() {
+                println!("the inventory needs no images; name some: bootherd images fetch NAME…");
+            }
+            let client = fetch::client();
+            let opts = fetch::FetchOptions {
+                attempts: *attempts,
+                ..Default::default()
+            };
+            let mut failed = 0;
+            for e in chosen {
+                if let Err(err) = cache::fetch_entry(&client, e, &dir, &opts).await {
+                    eprintln!("error: {}: {err:#}", e.name);
+                    failed += 1;
+                } else {
+                    println!("{}: ok", e.name);
+                }
+            }
+            if failed > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        ImagesCommand::Verify => {
+            let (lines, ok) = cache::verify_all(&entries, &dir)?;
+            for l in &lines {
+                println!("{l}");
+            }
+            if lines.is_empty() {
+                println!("nothing cached yet: run `bootherd images fetch`");
+            }
+            if !ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        ImagesCommand::Import { path } => {
+            for name in import::import(&entries, path, &dir)? {
+                println!("{name}: imported");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -14,7 +14,7 @@
 //! - `render`    — tera templates, compiled in, overridable from `<data_dir>/templates`.
 //! - `artifacts` — what a machine is served (iPXE script, cloud-init seed); used by HTTP and `render`.
 //! - `bootfiles` — the read-only boot-file namespace (iPXE builds, boot directory) for TFTP and HTTP.
-//! - `images`    — where installer files live and which are missing.
+//! - `images`    — the image catalog and cache: download, verify, import, extract; what is missing.
 //! - `operator`  — the operator token that guards API writes.
 //! - `dhcp`      — the DHCP server: client classification, leases, replies.
 //! - `tftp`      — the read-only TFTP server (its own engine on tokio).

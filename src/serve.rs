@@ -20,7 +20,7 @@ pub async fn run(
     let data_dir = config.server.data_dir.clone();
     let store = SqliteStore::open(&data_dir)?;
     operator::ensure(&data_dir)?;
-    report_missing(&config);
+    report_missing(&config, &config_path, data_dir_override.as_deref());
     let app = Arc::new(App::new(
         config,
         Some(config_path),
@@ -91,8 +91,13 @@ fn reload(app: &App) {
 }
 
 /// Names, at start, each file the inventory needs that is not there.
-fn report_missing(config: &Config) {
-    for m in images::missing(config) {
+fn report_missing(
+    config: &Config,
+    config_path: &std::path::Path,
+    data_dir_override: Option<&std::path::Path>,
+) {
+    let missing = images::missing(config);
+    for m in &missing {
         let looked: Vec<String> = m
             .looked_in
             .iter()
@@ -103,6 +108,15 @@ fn report_missing(config: &Config) {
             m.what,
             m.needed_by.join(", "),
             looked.join(", ")
+        );
+    }
+    if !missing.is_empty() {
+        let mut base = format!("bootherd --config {}", config_path.display());
+        if let Some(d) = data_dir_override {
+            base.push_str(&format!(" --data-dir {}", d.display()));
+        }
+        tracing::warn!(
+            "to download and verify what is missing, run: {base} images fetch (without internet: {base} images import DIR)"
         );
     }
 }

@@ -12,6 +12,7 @@ PKGS=(
     tftp-hpa atftp                                      # TFTP clients
     qemu-system-x86 ipxe-qemu ipxe ovmf                 # firmware PXE boots
     linux-image-amd64                                   # the installer stand-in's kernel
+    xorriso mtools dosfstools xz-utils fdisk            # test ISOs and Pi-like disk images
     shellcheck
     openssl                                             # validates the cluster PKI and CA hash
 )

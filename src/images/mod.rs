@@ -1,7 +1,27 @@
-//! Where the boot flows read OS installer files, and what is missing.
+//! Where the boot flows read OS installer files, what is missing, and how
+//! the cache is filled: the catalog, downloads, verification, import from
+//! local media, and extraction.
 //!
 //! Layout under `<data_dir>/images/`: `<os>-<arch>/{vmlinuz,initrd,live-server.iso}`
-//! for the Ubuntu live-server installers; `ipxe/` for iPXE builds (see `bootfiles`).
+//! for the Ubuntu live-server installers; `ubuntu-24.04-raspi/` for the Pi image
+//! and its extracted `boot/` partition; `ipxe/` for iPXE builds (see `bootfiles`).
+//! Each downloaded file has a `<file>.sha256` record beside it.
+//!
+//! - `catalog`  — `images/catalog.toml`, compiled in, parsed into checked entries.
+//! - `fetch`    — resumable, verified downloads.
+//! - `verify`   — digests, `SHA256SUMS`, the per-file records.
+//! - `import`   — filling the cache from a directory or mounted media.
+//! - `iso9660`  — a small ISO 9660 reader.
+//! - `extract`  — kernel/initrd from ISOs, the boot partition from Pi images.
+//! - `cache`    — the operations behind `bootherd images`: status, fetch, verify.
+
+pub mod cache;
+pub mod catalog;
+pub mod extract;
+pub mod fetch;
+pub mod import;
+pub mod iso9660;
+pub mod verify;
 
 use crate::boot::BootProgram;
 use crate::bootfiles;
@@ -10,6 +30,11 @@ use std::path::PathBuf;
 
 /// The files of the Ubuntu live-server netboot installer.
 pub const INSTALLER_FILES: [&str; 3] = ["vmlinuz", "initrd", "live-server.iso"];
+
+/// The root of the image cache.
+pub fn images_dir(config: &Config) -> PathBuf {
+    config.server.data_dir.join("images")
+}
 
 /// The directory holding the installer of `os` for `arch` (`amd64`, `arm64`).
 pub fn installer_dir(config: &Config, os: Os, arch: &str) -> PathBuf {
