@@ -12,6 +12,7 @@
 //! - `app`       — the running server's shared state: current config, store, renderer.
 //! - `render`    — tera templates, compiled in, overridable from `<data_dir>/templates`.
 //! - `artifacts` — what a machine is served (iPXE script, cloud-init seed); used by HTTP and `render`.
+//! - `firstboot` — the installed system's role files (kubeadm, haproxy, keepalived, containerd, scripts) and the autoinstall user-data carrying them.
 //! - `bootfiles` — the read-only boot-file namespace (iPXE builds, boot directory) for TFTP and HTTP.
 //! - `images`    — where installer files live and which are missing.
 //! - `operator`  — the operator token that guards API writes.
@@ -28,6 +29,7 @@ pub mod bootfiles;
 pub mod cli;
 pub mod config;
 pub mod dhcp;
+pub mod firstboot;
 pub mod http;
 pub mod images;
 pub mod inventory;
