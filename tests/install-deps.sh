@@ -13,6 +13,8 @@ PKGS=(
     qemu-system-x86 ipxe-qemu ipxe ovmf                 # firmware PXE boots
     linux-image-amd64                                   # the installer stand-in's kernel
     shellcheck
+    cloud-init python3-jsonschema haproxy keepalived    # validators of the first-boot files
+    openssl                                             # the PKI fixture of the first-boot tests
 )
 
 missing=()
