@@ -1,7 +1,8 @@
 //! The first-boot files of an example cluster, checked by the real tools:
 //! `cloud-init schema`, the official autoinstall JSON schemas, `haproxy -c`,
 //! `keepalived -t`, `shellcheck`, a TOML parser for containerd, and the
-//! kubeadm v1beta4 field names. Also: secrets only where the role needs them.
+//! kubeadm v1beta4 field names. Also: secrets only where the role needs them,
+//! and the role scripts run for real in a debootstrap'd Debian root.
 
 mod common;
 
@@ -774,4 +775,388 @@ fn a_control_plane_without_pki_is_refused() {
         format!("{err:#}").contains("needs the cluster PKI"),
         "{err:#}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The role scripts for real, in a throwaway Debian root (debootstrap, chroot),
+// with only the commands that would reach the internet (curl, apt-get, gpg,
+// the Kubernetes and CNI tools, containerd) or change the test host's kernel
+// and services (systemctl, modprobe, sysctl, swapoff) replaced by fakes that
+// record their arguments. `sleep` is faked too, so retries do not wait.
+
+/// Fakes installed as `/opt/fake/bin/<name>`; each records `name args` in
+/// `/var/log/fake-calls.log`, then runs its body (empty: success).
+const FAKES: &[(&str, &str)] = &[
+    (
+        "apt-get",
+        r#"if [ "$1" = install ]; then
+    shift
+    for p in "$@"; do
+        case "$p" in -*) continue ;; esac
+        printf 'Package: %s\nStatus: install ok installed\nPriority: optional\nSection: admin\nMaintainer: fake <fake@example.org>\nArchitecture: amd64\nVersion: 1.0-fake\nDescription: fake\n\n' "$p" >>/var/lib/dpkg/status
+    done
+fi"#,
+    ),
+    (
+        "curl",
+        r#"out=
+while [ $# -gt 0 ]; do
+    case "$1" in -o) out=$2; shift ;; esac
+    last=$1
+    shift
+done
+case "$last" in
+    *Release.key) echo "fake release key" >"$out" ;;
+    */livez) [ ! -e /etc/fake/api-down ] ;;
+    *) echo "$last" >>/var/log/fake-callbacks.log ;;
+esac"#,
+    ),
+    (
+        "gpg",
+        r#"while [ $# -gt 0 ]; do
+    case "$1" in -o) echo "fake keyring" >"$2"; shift ;; esac
+    shift
+done"#,
+    ),
+    (
+        "kubeadm",
+        r#"case "$1" in
+    version) echo v1.31.2 ;;
+    init) [ ! -e /etc/fake/fail-kubeadm ] || exit 1
+        mkdir -p /etc/kubernetes && touch /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf ;;
+    join) [ ! -e /etc/fake/fail-kubeadm ] || exit 1
+        mkdir -p /etc/kubernetes && touch /etc/kubernetes/kubelet.conf ;;
+    reset) rm -rf /etc/kubernetes/pki /etc/kubernetes/*.conf ;;
+esac"#,
+    ),
+    (
+        "containerd",
+        r#"v=1.7.24
+[ ! -e /etc/fake/containerd-version ] || v=$(cat /etc/fake/containerd-version)
+echo "containerd github.com/containerd/containerd $v 0123abcd""#,
+    ),
+    (
+        "ip",
+        r#". /etc/bootherd/firstboot.env
+echo "2: eth7    inet $BOOTHERD_NODE_IP/24 brd 10.0.0.255 scope global eth7\       valid_lft forever preferred_lft forever""#,
+    ),
+    ("kubectl", ""),
+    ("kubelet", ""),
+    ("haproxy", ""),
+    ("keepalived", ""),
+    ("systemctl", ""),
+    ("modprobe", ""),
+    ("sysctl", ""),
+    ("swapoff", ""),
+    ("sleep", ""),
+];
+
+/// A Debian minbase root, made once per target directory.
+fn debian_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("firstboot-debian-root");
+    if root.join("usr/bin/apt-mark").exists() {
+        return root;
+    }
+    common::require(&["debootstrap", "unshare", "chroot"]);
+    let partial = root.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    let (ok, out) = run(Command::new("debootstrap")
+        .args(["--variant=minbase", "bookworm"])
+        .arg(&partial)
+        .arg("http://deb.debian.org/debian"));
+    assert!(ok, "debootstrap failed:\n{out}");
+    std::fs::rename(&partial, &root).unwrap();
+    root
+}
+
+struct Node {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    script: String,
+}
+
+/// A fresh copy of the Debian root with the machine's role files and the fakes.
+fn node(r: &Rendered, setup: &[(&str, &str)]) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let (ok, out) = run(Command::new("cp").arg("-a").arg(debian_root()).arg(&root));
+    assert!(ok, "{out}");
+    let bin = root.join("opt/fake/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, body) in FAKES {
+        // Each body ends in the status the fake exits with (empty: success).
+        let text = format!("#!/bin/sh\necho \"{name} $*\" >>/var/log/fake-calls.log\n{body}\n");
+        let p = bin.join(name);
+        std::fs::write(&p, text).unwrap();
+        chmod(&p, "0755");
+    }
+    std::fs::write(
+        root.join("etc/fstab"),
+        "UUID=1234 / ext4 defaults 0 1\n/swap.img none swap sw 0 0\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("etc/fake")).unwrap();
+    for (name, text) in setup {
+        std::fs::write(root.join("etc/fake").join(name), text).unwrap();
+    }
+    for f in &r.files {
+        let p = root.join(f.path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, &f.content).unwrap();
+        chmod(&p, f.mode);
+    }
+    Node {
+        _dir: dir,
+        root,
+        script: format!(
+            "/usr/local/lib/bootherd/{}",
+            scripts::for_role(r.machine.role).0
+        ),
+    }
+}
+
+fn chmod(p: &Path, mode: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let m = u32::from_str_radix(mode, 8).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+impl Node {
+    /// Runs the role script as cloud-init's runcmd would; true when it succeeded.
+    fn run(&self) -> bool {
+        // A private mount namespace: /proc (bash's process substitution
+        // needs /dev/fd) goes away with the process.
+        let (ok, _out) = run(Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "mount -t proc proc \"$1/proc\" && exec chroot \"$1\" /usr/bin/env -i \
+                 PATH=/opt/fake/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+                 HOME=/root /bin/bash \"$2\"",
+            )
+            .arg("sh")
+            .arg(&self.root)
+            .arg(&self.script));
+        ok
+    }
+
+    fn read(&self, path: &str) -> String {
+        std::fs::read_to_string(self.root.join(path.trim_start_matches('/'))).unwrap_or_default()
+    }
+
+    fn calls(&self, tool: &str) -> Vec<String> {
+        self.read("/var/log/fake-calls.log")
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{tool} ")).map(str::to_string))
+            .collect()
+    }
+
+    fn mode(&self, path: &str) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(self.root.join(path.trim_start_matches('/')))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    /// Content, mode and mtime of everything under /etc and /usr/local.
+    fn snapshot(&self) -> Vec<String> {
+        let (ok, out) = run(Command::new("find")
+            .arg(self.root.join("etc"))
+            .arg(self.root.join("usr/local"))
+            .args(["-type", "f", "-printf", "%p %m %T@ %s\n"]));
+        assert!(ok, "{out}");
+        let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    }
+}
+
+fn rendered_by_name(stacked: bool, host: &str) -> (tempfile::TempDir, Rendered) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example(stacked);
+    let r = render_all(&config, dir.path())
+        .into_iter()
+        .find(|r| r.machine.hostname == host)
+        .unwrap();
+    (dir, r)
+}
+
+const FINAL_CONFIG: &str = "--config /etc/bootherd/kubeadm.final.yaml";
+
+/// `containerd_version` is containerd's major: 1.x uses config version 2, 2.x version 3.
+fn assert_node_prepared(n: &Node, containerd_version: u32) {
+    let containerd = n.read("/etc/containerd/config.toml");
+    assert_eq!(
+        containerd,
+        n.read(&format!(
+            "/etc/bootherd/containerd/config-v{}.toml",
+            containerd_version + 1
+        ))
+    );
+    assert!(n
+        .read("/etc/modules-load.d/bootherd-kubernetes.conf")
+        .contains("br_netfilter"));
+    let sysctl = n.read("/etc/sysctl.d/99-bootherd-kubernetes.conf");
+    assert!(sysctl.contains("net.ipv4.ip_forward = 1"));
+    assert!(sysctl.contains("net.bridge.bridge-nf-call-iptables = 1"));
+    assert!(n
+        .read("/etc/apt/sources.list.d/kubernetes.list")
+        .contains("https://pkgs.k8s.io/core:/stable:/v1.31/deb/ /"));
+    assert!(n
+        .read("/etc/fstab")
+        .contains("# bootherd: kubelet needs swap off: /swap.img"));
+    let held = n.read("/var/lib/dpkg/status");
+    assert!(
+        held.contains("Package: kubeadm\nStatus: hold ok installed"),
+        "{held}"
+    );
+    assert!(n
+        .read("/etc/bootherd/kubeadm.final.yaml")
+        .contains("v1beta4"));
+    assert_eq!(n.mode("/etc/bootherd/kubeadm.final.yaml"), 0o600);
+}
+
+#[test]
+fn role_scripts_run_in_a_debian_root_and_a_second_run_changes_nothing() {
+    common::require(&["debootstrap", "unshare", "chroot"]);
+    // (stacked, host, kubeadm calls of the first run, containerd major)
+    let cases: &[(bool, &str, &[&str], u32)] = &[
+        (false, "w1", &["join"], 1),
+        (false, "cp1", &["init"], 1),
+        (false, "cp2", &["join"], 2),
+        (false, "lb1", &[], 0),
+        (true, "cp1", &["init"], 1),
+    ];
+    for &(stacked, host, kubeadm, containerd) in cases {
+        let ctx = format!("{host} (stacked: {stacked})");
+        let (_dir, r) = rendered_by_name(stacked, host);
+        let setup: &[(&str, &str)] = if containerd == 2 {
+            &[("containerd-version", "2.0.2")]
+        } else {
+            &[]
+        };
+        let n = node(&r, setup);
+        assert!(
+            n.run(),
+            "{ctx}: first run failed:\n{}",
+            n.read("/var/log/bootherd-firstboot.log")
+        );
+        let log = n.read("/var/log/bootherd-firstboot.log");
+        assert!(log.contains("first boot finished"), "{ctx}:\n{log}");
+        let want: Vec<String> = kubeadm
+            .iter()
+            .map(|c| format!("{c} {FINAL_CONFIG}"))
+            .collect();
+        let got: Vec<String> = n
+            .calls("kubeadm")
+            .into_iter()
+            .filter(|c| !c.starts_with("version"))
+            .collect();
+        assert_eq!(got, want, "{ctx}: kubeadm invocations");
+        assert_eq!(
+            n.read("/var/log/fake-callbacks.log"),
+            format!("{}\n", urls(&r.machine).1.joined),
+            "{ctx}: one success callback"
+        );
+        if r.machine.role != Role::LoadBalancer {
+            assert_node_prepared(&n, containerd);
+        } else {
+            assert!(
+                n.read("/etc/containerd/config.toml").is_empty(),
+                "{ctx}: no containerd on a load balancer"
+            );
+        }
+        if r.machine.role == Role::ControlPlane {
+            assert_eq!(
+                n.read("/etc/kubernetes/pki/ca.crt"),
+                n.read("/etc/bootherd/pki/ca.crt")
+            );
+            assert!(n
+                .read("/etc/kubernetes/pki/etcd/ca.key")
+                .contains("PRIVATE KEY"));
+            assert_eq!(n.mode("/etc/kubernetes/pki/ca.key"), 0o600);
+        }
+        if kubeadm == ["init"] {
+            assert!(n
+                .read("/etc/bootherd/kubeadm.final.yaml")
+                .contains("kubernetesVersion: \"v1.31.2\""));
+            let kubectl = n.calls("kubectl").join("\n");
+            assert!(
+                kubectl.contains("calico/v3.29.2/manifests/tigera-operator.yaml"),
+                "{kubectl}"
+            );
+            assert!(
+                kubectl.contains("apply -f /etc/bootherd/calico-installation.yaml"),
+                "{kubectl}"
+            );
+        }
+        let holds_vip = r.machine.role == Role::LoadBalancer || stacked;
+        if holds_vip {
+            assert_eq!(
+                n.read("/etc/haproxy/haproxy.cfg"),
+                n.read("/etc/bootherd/haproxy.cfg")
+            );
+            let ka = n.read("/etc/keepalived/keepalived.conf");
+            assert!(ka.contains("interface eth7\n"), "{ctx}: {ka}");
+            assert!(n.calls("haproxy").iter().any(|c| c.starts_with("-c")));
+            assert!(n.calls("keepalived").iter().any(|c| c.starts_with("-t")));
+        } else {
+            assert!(n.read("/etc/haproxy/haproxy.cfg").is_empty());
+        }
+
+        // Second run: nothing written, no kubeadm init/join, no second report.
+        let before = n.snapshot();
+        let calls_before = n.calls("kubeadm").len();
+        assert!(
+            n.run(),
+            "{ctx}: second run failed:\n{}",
+            n.read("/var/log/bootherd-firstboot.log")
+        );
+        assert_eq!(n.snapshot(), before, "{ctx}: the second run changed files");
+        let again: Vec<String> = n.calls("kubeadm")[calls_before..]
+            .iter()
+            .filter(|c| !c.starts_with("version"))
+            .cloned()
+            .collect();
+        assert!(again.is_empty(), "{ctx}: second run ran kubeadm {again:?}");
+        assert_eq!(
+            n.read("/var/log/fake-callbacks.log").lines().count(),
+            1,
+            "{ctx}"
+        );
+    }
+}
+
+#[test]
+fn a_failing_step_ends_in_a_failure_callback_naming_it() {
+    common::require(&["debootstrap", "unshare", "chroot"]);
+    let (_dir, r) = rendered_by_name(false, "w2");
+    let n = node(&r, &[("fail-kubeadm", "")]);
+    assert!(!n.run(), "the run must fail");
+    let cb = n.read("/var/log/fake-callbacks.log");
+    assert_eq!(
+        cb,
+        format!("{}&step=kubeadm-join\n", urls(&r.machine).1.failed),
+        "{}",
+        n.read("/var/log/bootherd-firstboot.log")
+    );
+    // Every failed attempt was reset before the next one.
+    let resets = n
+        .calls("kubeadm")
+        .iter()
+        .filter(|c| c.starts_with("reset"))
+        .count();
+    assert_eq!(resets, 9);
+
+    let (_dir, r) = rendered_by_name(false, "w1");
+    let n = node(&r, &[("containerd-version", "9.1.0")]);
+    assert!(!n.run());
+    assert_eq!(
+        n.read("/var/log/fake-callbacks.log"),
+        format!("{}&step=containerd\n", urls(&r.machine).1.failed)
+    );
+    assert!(n
+        .read("/var/log/bootherd-firstboot.log")
+        .contains("unknown containerd version"));
 }

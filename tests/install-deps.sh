@@ -15,6 +15,7 @@ PKGS=(
     shellcheck
     cloud-init python3-jsonschema haproxy keepalived    # validators of the first-boot files
     openssl                                             # the PKI fixture of the first-boot tests
+    debootstrap util-linux                              # a Debian root (chroot, unshare) for the role scripts
 )
 
 missing=()
