@@ -199,16 +199,6 @@ fn fixture_material(dir: &Path) -> RoleMaterial {
     }
 }
 
-/// What bootherd would hand each role: control planes get the PKI, the
-/// others never see it (the lead wires this choice to `src/cluster`).
-fn material_for(m: &Machine, full: &RoleMaterial) -> RoleMaterial {
-    let mut mat = full.clone();
-    if m.role != Role::ControlPlane {
-        mat.pki = None;
-    }
-    mat
-}
-
 fn urls(m: &Machine) -> (InstallerUrls, FirstbootUrls) {
     let base = format!(
         "http://10.0.0.2:8080/api/v1/machines/{}",
@@ -240,7 +230,9 @@ fn render_all(config: &Config, dir: &Path) -> Vec<Rendered> {
         .machines
         .iter()
         .map(|m| {
-            let mat = material_for(m, &full);
+            // Everyone is handed the full material: the renderers, not the
+            // caller, decide which secrets a role's files carry.
+            let mat = full.clone();
             let (inst, fb) = urls(m);
             let ud = user_data(&renderer, config, m, &inst, &fb, Some(&mat))
                 .unwrap_or_else(|e| panic!("{}: {e:#}", m.hostname));
@@ -501,7 +493,8 @@ fn containerd_configs_set_systemd_cgroup_at_their_versions_path() {
 }
 
 /// Field paths of the kubeadm.k8s.io/v1beta4 kinds bootherd may write, from
-/// the v1beta4 API reference (kubernetes.io/docs/reference/config-api/kubeadm-config.v1beta4).
+/// the v1beta4 API reference, https://kubernetes.io/docs/reference/config-api/kubeadm-config.v1beta4/
+/// (lists of objects, such as `bootstrapTokens`, share their parent's path).
 const V1BETA4_FIELDS: &[&str] = &[
     "InitConfiguration.apiVersion",
     "InitConfiguration.kind",
@@ -526,6 +519,7 @@ const V1BETA4_FIELDS: &[&str] = &[
     "InitConfiguration.localAPIEndpoint.advertiseAddress",
     "InitConfiguration.localAPIEndpoint.bindPort",
     "InitConfiguration.certificateKey",
+    "InitConfiguration.dryRun",
     "InitConfiguration.skipPhases",
     "InitConfiguration.patches",
     "InitConfiguration.timeouts",
