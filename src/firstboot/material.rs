@@ -78,7 +78,70 @@ impl RoleMaterial {
     /// The part of the VRRP password keepalived uses: PASS authentication
     /// silently truncates to 8 characters, so render exactly those.
     pub fn vrrp_pass(&self) -> &str {
-        let end = self.vrrp_password.len().min(8);
+        let end = self
+            .vrrp_password
+            .char_indices()
+            .nth(8)
+            .map_or(self.vrrp_password.len(), |(i, _)| i);
         &self.vrrp_password[..end]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn material() -> RoleMaterial {
+        RoleMaterial {
+            token: "abcdef.0123456789abcdef".into(),
+            ca_cert_hash: format!("sha256:{}", "0f".repeat(32)),
+            vrrp_password: "abcdEFGH1234".into(),
+            pki: None,
+        }
+    }
+
+    #[test]
+    fn well_formed_material_passes_and_keepalived_gets_eight_characters() {
+        let m = material();
+        m.check().unwrap();
+        assert_eq!(m.vrrp_pass(), "abcdEFGH");
+        let short = RoleMaterial {
+            vrrp_password: "abc".into(),
+            ..material()
+        };
+        assert_eq!(short.vrrp_pass(), "abc");
+    }
+
+    #[test]
+    fn values_that_would_break_the_rendered_files_are_refused() {
+        let bad = [
+            RoleMaterial {
+                token: "ABCDEF.0123456789abcdef".into(),
+                ..material()
+            },
+            RoleMaterial {
+                token: "abcdef-0123456789abcdef".into(),
+                ..material()
+            },
+            RoleMaterial {
+                token: "abcdef.0123456789abcde\"".into(),
+                ..material()
+            },
+            RoleMaterial {
+                ca_cert_hash: "sha1:abcd".into(),
+                ..material()
+            },
+            RoleMaterial {
+                vrrp_password: "pass word".into(),
+                ..material()
+            },
+            RoleMaterial {
+                vrrp_password: String::new(),
+                ..material()
+            },
+        ];
+        for m in bad {
+            assert!(m.check().is_err(), "{m:?} was accepted");
+        }
     }
 }
