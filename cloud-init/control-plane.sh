@@ -5,10 +5,10 @@
 # No --upload-certs: every control plane already has the PKI.
 
 here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$here/common.sh"
 if [ "$BOOTHERD_HOLDS_VIP" = 1 ]; then
-    # shellcheck source=load-balancer.sh
+    # shellcheck source-path=SCRIPTDIR source=load-balancer.sh
     . "$here/load-balancer.sh"
 fi
 

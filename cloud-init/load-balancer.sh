@@ -4,7 +4,7 @@
 # planes source this file for the same steps.
 
 here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$here/common.sh"
 
 haproxy_setup() {

@@ -3,7 +3,7 @@
 # and the pinned CA hash, once the API behind the VIP answers.
 
 here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$here/common.sh"
 
 # `kubeadm reset` removes nothing a worker's join needs again.
