@@ -13,11 +13,12 @@ restore_node_inputs() {
 
 prepare_node
 kubeadm_config
-wait_for_api
-step kubeadm-join
 if [ -f /etc/kubernetes/kubelet.conf ]; then
+    step kubeadm-join
     log "already joined"
 else
+    wait_for_api
+    step kubeadm-join
     kubeadm_attempts 10 kubeadm join --config "$KUBEADM_CONFIG"
 fi
 finish

@@ -1099,7 +1099,9 @@ fn role_scripts_run_in_a_debian_root_and_a_second_run_changes_nothing() {
             assert!(n.read("/etc/haproxy/haproxy.cfg").is_empty());
         }
 
-        // Second run: nothing written, no kubeadm init/join, no second report.
+        // Second run: nothing written, no kubeadm init/join, no second report,
+        // and a joined node does not wait for the API (here: down).
+        std::fs::write(n.root.join("etc/fake/api-down"), "").unwrap();
         let before = n.snapshot();
         let calls_before = n.calls("kubeadm").len();
         assert!(
