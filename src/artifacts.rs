@@ -5,6 +5,9 @@
 use crate::app::App;
 use crate::boot::{BootAction, Client, Firmware};
 use crate::config::{Config, Machine};
+use crate::firstboot::autoinstall::InstallerUrls;
+use crate::firstboot::files::FirstbootUrls;
+use crate::firstboot::RoleMaterial;
 use crate::mac::MacAddr;
 use anyhow::{bail, Context as _, Result};
 use tera::Context;
@@ -73,10 +76,14 @@ pub fn ipxe_script(
     Ok((text, action))
 }
 
-/// The URLs a machine's installer calls back on, bound to its install token.
+/// The URLs a machine calls back on, bound to its install token: the
+/// installer's (events, installed) and the first boot's (joined, failed).
 pub struct Callbacks {
     pub events: String,
     pub installed: String,
+    pub joined: String,
+    /// The role script appends `&step=<name>`.
+    pub firstboot_failed: String,
 }
 
 pub fn callbacks(app: &App, config: &Config, machine: &Machine) -> Result<Callbacks> {
@@ -89,24 +96,42 @@ pub fn callbacks(app: &App, config: &Config, machine: &Machine) -> Result<Callba
     Ok(Callbacks {
         events: format!("{base}/events?token={token}"),
         installed: format!("{base}/installed?token={token}"),
+        joined: format!("{base}/joined?token={token}"),
+        firstboot_failed: format!("{base}/firstboot-failed?token={token}"),
     })
 }
 
 /// The autoinstall user-data, validated before it is returned: cloud-init
 /// treats broken YAML as "nothing to do", so nothing unvalidated may leave.
+/// Without cluster secrets the installed system gets no role first boot.
 pub fn user_data(app: &App, config: &Config, machine: &Machine) -> Result<String> {
+    user_data_with(app, config, machine, None)
+}
+
+/// The autoinstall user-data with the role's first boot rendered from `material`.
+pub fn user_data_with(
+    app: &App,
+    config: &Config,
+    machine: &Machine,
+    material: Option<&RoleMaterial>,
+) -> Result<String> {
     let cb = callbacks(app, config, machine)?;
-    let mut ctx = Context::new();
-    ctx.insert("hostname", &machine.hostname);
-    ctx.insert("mac", &machine.mac.to_string());
-    ctx.insert("ssh_keys", &config.cluster.ssh_authorized_keys);
-    ctx.insert("disk", &machine.disk);
-    ctx.insert("events_url", &cb.events);
-    ctx.insert(
-        "installed_command",
-        &format!("curl -fsS --retry 5 -X POST '{}'", cb.installed),
-    );
-    let text = app.renderer.render("cloud-init/user-data", &ctx)?;
+    let installer = InstallerUrls {
+        events: cb.events,
+        installed: cb.installed,
+    };
+    let firstboot = FirstbootUrls {
+        joined: cb.joined,
+        failed: cb.firstboot_failed,
+    };
+    let text = crate::firstboot::autoinstall::user_data(
+        &app.renderer,
+        config,
+        machine,
+        &installer,
+        &firstboot,
+        material,
+    )?;
     validate_user_data(&text).with_context(|| {
         format!(
             "user-data rendered for {} is not valid; fix the template",

@@ -13,6 +13,7 @@
 //! - `cluster`   — cluster secrets: CAs, service-account keys, bootstrap token, VRRP password; per-role filtering.
 //! - `render`    — tera templates, compiled in, overridable from `<data_dir>/templates`.
 //! - `artifacts` — what a machine is served (iPXE script, cloud-init seed); used by HTTP and `render`.
+//! - `firstboot` — the installed system's role files (kubeadm, haproxy, keepalived, containerd, scripts) and the autoinstall user-data carrying them.
 //! - `bootfiles` — the read-only boot-file namespace (iPXE builds, boot directory) for TFTP and HTTP.
 //! - `images`    — the image catalog and cache: download, verify, import, extract; what is missing.
 //! - `operator`  — the operator token that guards API writes.
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod dhcp;
+pub mod firstboot;
 pub mod http;
 pub mod images;
 pub mod inventory;

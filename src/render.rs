@@ -37,6 +37,34 @@ const EMBEDDED: &[(&str, &str)] = &[
         "cloud-init/vendor-data",
         include_str!("../templates/cloud-init/vendor-data"),
     ),
+    (
+        "kubeadm/init.yaml",
+        include_str!("../templates/kubeadm/init.yaml"),
+    ),
+    (
+        "kubeadm/join.yaml",
+        include_str!("../templates/kubeadm/join.yaml"),
+    ),
+    (
+        "haproxy/haproxy.cfg",
+        include_str!("../templates/haproxy/haproxy.cfg"),
+    ),
+    (
+        "keepalived/keepalived.conf",
+        include_str!("../templates/keepalived/keepalived.conf"),
+    ),
+    (
+        "containerd/config-v2.toml",
+        include_str!("../templates/containerd/config-v2.toml"),
+    ),
+    (
+        "containerd/config-v3.toml",
+        include_str!("../templates/containerd/config-v3.toml"),
+    ),
+    (
+        "calico/installation.yaml",
+        include_str!("../templates/calico/installation.yaml"),
+    ),
 ];
 
 pub struct Renderer {

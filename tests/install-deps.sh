@@ -14,7 +14,9 @@ PKGS=(
     linux-image-amd64                                   # the installer stand-in's kernel
     xorriso mtools dosfstools xz-utils fdisk            # test ISOs and Pi-like disk images
     shellcheck
-    openssl                                             # validates the cluster PKI and CA hash
+    openssl                                             # validates the PKI and CA hash; first-boot fixtures
+    cloud-init python3-jsonschema haproxy keepalived    # validators of the first-boot files
+    debootstrap util-linux                              # a Debian root (chroot, unshare) for the role scripts
 )
 
 missing=()

@@ -1,0 +1,258 @@
+# shellcheck shell=bash
+# bootherd first boot: the steps every Kubernetes node shares, and the
+# plumbing every role script uses (log, steps, retries, callbacks). Sourced
+# by the role scripts, never run on its own. Every step checks before it
+# changes anything, so running a role script again changes nothing.
+
+if [ -n "${BOOTHERD_COMMON_LOADED:-}" ]; then
+    return 0
+fi
+BOOTHERD_COMMON_LOADED=1
+
+set -euo pipefail
+umask 022
+export DEBIAN_FRONTEND=noninteractive
+
+BOOTHERD_ETC=${BOOTHERD_ETC:-/etc/bootherd}
+BOOTHERD_LOG=${BOOTHERD_LOG:-/var/log/bootherd-firstboot.log}
+BOOTHERD_STATE=${BOOTHERD_STATE:-/var/lib/bootherd}
+
+# shellcheck source=/dev/null
+. "$BOOTHERD_ETC/firstboot.env"
+
+# Everything after this line goes to the log, including the tools' output.
+exec >>"$BOOTHERD_LOG" 2>&1
+
+BOOTHERD_STEP=start
+BOOTHERD_DONE=0
+CHANGED=0
+
+log() {
+    printf '%s bootherd %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$BOOTHERD_STEP" "$*"
+}
+
+step() {
+    BOOTHERD_STEP=$1
+    log "step $1"
+}
+
+# retry MAX CMD...: runs CMD until it succeeds, at most MAX times, waiting
+# 2 s, 4 s, 8 s … (at most 60 s) in between: networks and mirrors come late.
+retry() {
+    local max=$1 n=1 delay=2
+    shift
+    until "$@"; do
+        if [ "$n" -ge "$max" ]; then
+            log "giving up after $n attempts: $*"
+            return 1
+        fi
+        log "attempt $n failed: $*; again in ${delay}s"
+        sleep "$delay"
+        n=$((n + 1))
+        delay=$((delay * 2))
+        if [ "$delay" -gt 60 ]; then
+            delay=60
+        fi
+    done
+}
+
+# put DEST MODE < content: writes DEST only when its content differs, and
+# sets CHANGED=1 when it did (so services restart only on a change).
+put() {
+    local dest=$1 mode=$2 tmp
+    tmp=$(mktemp)
+    cat >"$tmp"
+    if [ -f "$dest" ] && cmp -s "$tmp" "$dest"; then
+        CHANGED=0
+        rm -f "$tmp"
+        return 0
+    fi
+    install -D -m "$mode" "$tmp" "$dest"
+    rm -f "$tmp"
+    CHANGED=1
+    log "wrote $dest"
+}
+
+callback() {
+    retry 8 curl -fsS -o /dev/null -X POST --max-time 20 "$1"
+}
+
+# On any failure, tell bootherd which step failed (once per run).
+on_exit() {
+    local rc=$?
+    if [ "$rc" -ne 0 ] && [ "$BOOTHERD_DONE" = 0 ]; then
+        log "failed with exit code $rc"
+        callback "${BOOTHERD_FAILED_URL}&step=${BOOTHERD_STEP}" || log "the failure callback failed too"
+    fi
+}
+trap on_exit EXIT
+
+# The last step of every role: report success, once (the token works once).
+finish() {
+    step report
+    if [ -f "$BOOTHERD_STATE/firstboot-reported" ]; then
+        log "already reported to bootherd"
+    else
+        callback "$BOOTHERD_JOINED_URL"
+        install -d -m 0755 "$BOOTHERD_STATE"
+        touch "$BOOTHERD_STATE/firstboot-reported"
+    fi
+    BOOTHERD_DONE=1
+    log "first boot finished"
+}
+
+apt_update() {
+    retry 6 apt-get update -q
+}
+
+# apt_install PKG...: installs the packages that are missing.
+apt_install() {
+    local missing=() p
+    for p in "$@"; do
+        if ! dpkg -s "$p" >/dev/null 2>&1; then
+            missing+=("$p")
+        fi
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        apt_update
+        retry 6 apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+}
+
+disable_swap() {
+    step swap-off
+    swapoff -a
+    # Comment swap out of fstab too, or it comes back on the next boot.
+    if grep -Eq '^[^#].*[[:space:]]swap[[:space:]]' /etc/fstab; then
+        sed -Ei 's/^([^#].*[[:space:]]swap[[:space:]].*)$/# bootherd: kubelet needs swap off: \1/' /etc/fstab
+        log "swap commented out of /etc/fstab"
+    fi
+}
+
+kernel_modules() {
+    step kernel-modules
+    put /etc/modules-load.d/bootherd-kubernetes.conf 0644 <<'CONF'
+overlay
+br_netfilter
+CONF
+    modprobe overlay
+    modprobe br_netfilter
+}
+
+sysctls() {
+    step sysctl
+    put /etc/sysctl.d/99-bootherd-kubernetes.conf 0644 <<'CONF'
+net.ipv4.ip_forward = 1
+net.bridge.bridge-nf-call-iptables = 1
+net.bridge.bridge-nf-call-ip6tables = 1
+CONF
+    if [ "$CHANGED" = 1 ]; then
+        sysctl --system >/dev/null
+    fi
+}
+
+# The config format follows the installed containerd: version 2 for 1.x,
+# version 3 for 2.x (the CRI plugin moved), SystemdCgroup = true in both.
+containerd_setup() {
+    step containerd
+    apt_install containerd
+    local version major
+    version=$(containerd --version | awk '{print $3}')
+    major=${version#v}
+    major=${major%%.*}
+    case "$major" in
+        1) put /etc/containerd/config.toml 0644 <"$BOOTHERD_ETC/containerd/config-v2.toml" ;;
+        2) put /etc/containerd/config.toml 0644 <"$BOOTHERD_ETC/containerd/config-v3.toml" ;;
+        *)
+            log "unknown containerd version '$version'"
+            return 1
+            ;;
+    esac
+    systemctl enable containerd
+    if [ "$CHANGED" = 1 ]; then
+        systemctl restart containerd
+    fi
+}
+
+kubernetes_repo() {
+    step kubernetes-repo
+    apt_install ca-certificates curl gpg
+    local url="https://pkgs.k8s.io/core:/stable:/v${BOOTHERD_K8S_MINOR}/deb/"
+    local keyring=/etc/apt/keyrings/kubernetes-apt-keyring.gpg
+    if [ ! -s "$keyring" ]; then
+        local key
+        key=$(mktemp)
+        retry 6 curl -fsSL --max-time 60 -o "$key" "${url}Release.key"
+        install -d -m 0755 /etc/apt/keyrings
+        gpg --batch --yes --dearmor -o "$keyring" "$key"
+        rm -f "$key"
+    fi
+    put /etc/apt/sources.list.d/kubernetes.list 0644 <<LIST
+deb [signed-by=$keyring] $url /
+LIST
+    if [ "$CHANGED" = 1 ]; then
+        apt_update
+    fi
+}
+
+kubernetes_packages() {
+    step kubernetes-packages
+    apt_install kubelet kubeadm kubectl
+    # Held: an unattended upgrade must never move the cluster's version.
+    apt-mark hold kubelet kubeadm kubectl >/dev/null
+    systemctl enable kubelet
+}
+
+# Everything a node needs before kubeadm.
+prepare_node() {
+    disable_swap
+    kernel_modules
+    sysctls
+    containerd_setup
+    kubernetes_repo
+    kubernetes_packages
+}
+
+# The kubeadm config with the installed kubeadm's exact version filled in.
+KUBEADM_CONFIG=$BOOTHERD_ETC/kubeadm.final.yaml
+kubeadm_config() {
+    step kubeadm-config
+    local version
+    version=$(kubeadm version -o short)
+    put "$KUBEADM_CONFIG" 0600 < <(sed "s/@KUBERNETES_VERSION@/${version}/" "$BOOTHERD_ETC/kubeadm.yaml")
+}
+
+api_answers() {
+    curl -ksf -o /dev/null --max-time 5 "https://${BOOTHERD_ENDPOINT}/livez"
+}
+
+# Waits (hours, if need be) for the API behind the VIP: nodes install in
+# any order, and the first control plane may come up last.
+wait_for_api() {
+    step wait-for-api
+    retry 240 api_answers
+}
+
+# kubeadm_attempts MAX CMD...: runs a kubeadm init/join until it succeeds.
+# A failed attempt leaves a half-made node that fails the next preflight,
+# so it is reset first, and `restore_node_inputs` (per role) puts back what
+# the reset removed.
+kubeadm_attempts() {
+    local max=$1 n=1 delay=15
+    shift
+    until "$@"; do
+        if [ "$n" -ge "$max" ]; then
+            log "giving up after $n attempts: $*"
+            return 1
+        fi
+        log "attempt $n failed: $*; resetting, again in ${delay}s"
+        kubeadm reset -f || log "kubeadm reset failed"
+        restore_node_inputs
+        sleep "$delay"
+        n=$((n + 1))
+        delay=$((delay * 2))
+        if [ "$delay" -gt 120 ]; then
+            delay=120
+        fi
+    done
+}

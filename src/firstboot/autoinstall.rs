@@ -1,0 +1,90 @@
+//! The full autoinstall user-data of one machine: identity, SSH, storage,
+//! static network, reporting and late-commands for the installer, and the
+//! installed system's first boot under `autoinstall.user-data`.
+
+use super::files::{installed_cloud_config, role_files, FirstbootUrls};
+use super::RoleMaterial;
+use crate::config::{Config, Machine};
+use crate::render::Renderer;
+use anyhow::{bail, Context as _, Result};
+use tera::Context;
+
+/// The installer's callback URLs (bound to the install token).
+#[derive(Debug, Clone)]
+pub struct InstallerUrls {
+    pub events: String,
+    pub installed: String,
+}
+
+/// Renders the user-data. Without `material` (cluster secrets not yet
+/// available) the installed system gets no first boot; everything else is
+/// the same.
+pub fn user_data(
+    renderer: &Renderer,
+    config: &Config,
+    machine: &Machine,
+    installer: &InstallerUrls,
+    firstboot: &FirstbootUrls,
+    material: Option<&RoleMaterial>,
+) -> Result<String> {
+    let mut ctx = Context::new();
+    ctx.insert("hostname", &machine.hostname);
+    ctx.insert("mac", &machine.mac.to_string());
+    ctx.insert("ssh_keys", &config.cluster.ssh_authorized_keys);
+    ctx.insert("disk", &machine.disk);
+    ctx.insert("events_url", &installer.events);
+    ctx.insert(
+        "installed_command",
+        &format!("curl -fsS --retry 5 -X POST '{}'", installer.installed),
+    );
+    ctx.insert(
+        "address",
+        &format!("{}/{}", machine.ip, config.dhcp.subnet.prefix_len()),
+    );
+    ctx.insert("gateway", &config.dhcp.gateway.map(|g| g.to_string()));
+    let dns: Vec<String> = config.dhcp.dns.iter().map(|d| d.to_string()).collect();
+    ctx.insert("dns", &dns);
+
+    let installed = match material {
+        Some(material) => {
+            let files = role_files(renderer, config, machine, material, firstboot)?;
+            Some(installed_cloud_config(machine, &files)?)
+        }
+        None => None,
+    };
+    ctx.insert(
+        "installed_user_data",
+        &indented_yaml(installed.as_ref(), 4)?,
+    );
+    let text = renderer.render("cloud-init/user-data", &ctx)?;
+
+    // The nested document went through text: prove it arrived intact.
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&text).context("rendered user-data is not valid YAML")?;
+    let got = doc.get("autoinstall").and_then(|a| a.get("user-data"));
+    if got != installed.as_ref() {
+        bail!("autoinstall.user-data does not parse back to the first-boot cloud-config");
+    }
+    Ok(text)
+}
+
+/// YAML text of `value`, each line indented, for splicing under a key
+/// (block style keeps PEMs and scripts readable in the served file).
+fn indented_yaml(value: Option<&serde_yaml::Value>, indent: usize) -> Result<String> {
+    let Some(value) = value else {
+        return Ok(String::new());
+    };
+    let text = serde_yaml::to_string(value)?;
+    let pad = " ".repeat(indent);
+    Ok(text
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{pad}{l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
