@@ -4,9 +4,11 @@
 
 use crate::app::App;
 use crate::boot::{BootAction, Client, Firmware};
+use crate::cluster::{RoleSecrets, Secrets};
 use crate::config::{Config, Machine};
 use crate::firstboot::autoinstall::InstallerUrls;
 use crate::firstboot::files::FirstbootUrls;
+use crate::firstboot::material::Pki;
 use crate::firstboot::RoleMaterial;
 use crate::mac::MacAddr;
 use anyhow::{bail, Context as _, Result};
@@ -103,9 +105,38 @@ pub fn callbacks(app: &App, config: &Config, machine: &Machine) -> Result<Callba
 
 /// The autoinstall user-data, validated before it is returned: cloud-init
 /// treats broken YAML as "nothing to do", so nothing unvalidated may leave.
-/// Without cluster secrets the installed system gets no role first boot.
+/// It carries the role's first boot with the cluster secrets that role may
+/// have (generated into `<data_dir>/cluster/` on first use).
 pub fn user_data(app: &App, config: &Config, machine: &Machine) -> Result<String> {
-    user_data_with(app, config, machine, None)
+    let secrets = Secrets::load_or_create(config)?;
+    let material = role_material(&secrets, config, machine);
+    user_data_with(app, config, machine, Some(&material))
+}
+
+/// The first-boot input for `machine`. The PKI comes from the role-filtered
+/// secrets, so only control planes can receive a CA key however the
+/// renderers treat it; the renderers then drop, per role, what else it may
+/// not have (a load balancer's files carry no token).
+fn role_material(secrets: &Secrets, config: &Config, machine: &Machine) -> RoleMaterial {
+    let pki = match secrets.for_machine(config, machine) {
+        RoleSecrets::ControlPlane(cp) => Some(Pki {
+            ca_crt: cp.ca.cert_pem,
+            ca_key: cp.ca.key_pem,
+            front_proxy_ca_crt: cp.front_proxy_ca.cert_pem,
+            front_proxy_ca_key: cp.front_proxy_ca.key_pem,
+            etcd_ca_crt: cp.etcd_ca.cert_pem,
+            etcd_ca_key: cp.etcd_ca.key_pem,
+            sa_key: cp.service_account.private_pem,
+            sa_pub: cp.service_account.public_pem,
+        }),
+        RoleSecrets::Worker(_) | RoleSecrets::LoadBalancer(_) => None,
+    };
+    RoleMaterial {
+        token: secrets.token().token(),
+        ca_cert_hash: secrets.ca_cert_hash().to_string(),
+        vrrp_password: secrets.vrrp_password().to_string(),
+        pki,
+    }
 }
 
 /// The autoinstall user-data with the role's first boot rendered from `material`.

@@ -45,6 +45,7 @@ pub async fn run(
     } else {
         tracing::info!("TFTP is off ([tftp] enabled = false)");
     }
+    tokio::spawn(keep_bootstrap_token_fresh(app.clone()));
     tracing::info!(
         machines = config.machines.len(),
         data_dir = %config.server.data_dir.display(),
@@ -67,6 +68,34 @@ pub async fn run(
                     Ok(()) => anyhow::anyhow!("{name} service stopped unexpectedly"),
                 });
             }
+        }
+    }
+}
+
+/// Bootstrap tokens expire; late joins and reimages need a valid one. Once
+/// an hour, mint a fresh token through the API server when the current one
+/// is near expiry (bootherd holds the CA, so it can authenticate as admin).
+async fn keep_bootstrap_token_fresh(app: Arc<App>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let config = app.config();
+        let mut secrets = match crate::cluster::Secrets::load_or_create(&config) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cluster secrets: {e:#}");
+                continue;
+            }
+        };
+        let endpoint = config.cluster.endpoint.to_string();
+        match secrets.renew_token_if_due(&endpoint, time::OffsetDateTime::now_utc()).await {
+            Ok(true) => tracing::info!("minted a fresh bootstrap token {}", secrets.token().id()),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                "the bootstrap token {} expires {} and could not be renewed through {endpoint}: {e:#} (`bootherd cluster renew-token` retries by hand)",
+                secrets.token().id(),
+                secrets.token().expires_rfc3339()
+            ),
         }
     }
 }

@@ -36,7 +36,8 @@ pub enum Write {
     QuarantineAddress { ip: Ipv4Addr, until: u64 },
     /// A machine was heard from; records an unknown MAC as `discovered` the first time.
     Seen { mac: MacAddr, at: u64, known: bool },
-    /// A lifecycle move, with the event that explains it.
+    /// A lifecycle move, with the event that explains it. Moving to
+    /// `ReimagePending` also revokes the machine's install token.
     SetState {
         mac: MacAddr,
         state: State,
@@ -59,9 +60,9 @@ pub trait Store: Send + Sync {
     /// The token the current install of `mac` must present in its callbacks;
     /// minted (and stored) when there is none.
     fn install_token(&self, mac: MacAddr) -> Result<String>;
-    /// Consumes the install token when it matches, so it works once.
-    fn consume_install_token(&self, mac: MacAddr, token: &str) -> Result<bool>;
-    /// Whether `token` is the current install token of `mac` (not consumed).
+    /// Whether `token` is the current install token of `mac`. It stays valid
+    /// through the first boot (its callbacks use it too) until a reimage
+    /// revokes it (see `Write::SetState`).
     fn check_install_token(&self, mac: MacAddr, token: &str) -> Result<bool>;
 }
 
@@ -208,6 +209,15 @@ impl Store for SqliteStore {
                          ON CONFLICT (mac) DO UPDATE SET state = excluded.state",
                         params![mac.to_string(), state.name()],
                     )?;
+                    if *state == State::ReimagePending {
+                        // A reimage starts a new install: the old install's
+                        // token (and so its callbacks and seed) stop working.
+                        exec(
+                            &tx,
+                            "DELETE FROM install_tokens WHERE mac = ?1",
+                            [mac.to_string()],
+                        )?;
+                    }
                     insert_event(&tx, *mac, event)?;
                 }
                 Write::Event { mac, event } => insert_event(&tx, *mac, event)?,
@@ -286,15 +296,6 @@ impl Store for SqliteStore {
         )?;
         tx.commit()?;
         Ok(token)
-    }
-
-    fn consume_install_token(&self, mac: MacAddr, token: &str) -> Result<bool> {
-        let conn = self.conn();
-        let n = conn.execute(
-            "DELETE FROM install_tokens WHERE mac = ?1 AND token = ?2",
-            params![mac.to_string(), token],
-        )?;
-        Ok(n == 1)
     }
 
     fn check_install_token(&self, mac: MacAddr, token: &str) -> Result<bool> {
@@ -410,11 +411,20 @@ mod tests {
         assert_eq!(
             s.install_token(mac(3)).unwrap(),
             t,
-            "the token stays until used"
+            "the token stays until a reimage"
         );
-        assert!(!s.consume_install_token(mac(3), "wrong").unwrap());
-        assert!(s.consume_install_token(mac(3), &t).unwrap());
-        assert!(!s.consume_install_token(mac(3), &t).unwrap(), "one-time");
+        assert!(!s.check_install_token(mac(3), "wrong").unwrap());
+        assert!(s.check_install_token(mac(3), &t).unwrap());
+        s.write(&[Write::SetState {
+            mac: mac(3),
+            state: State::ReimagePending,
+            event: Event::now("reimage", "x"),
+        }])
+        .unwrap();
+        assert!(
+            !s.check_install_token(mac(3), &t).unwrap(),
+            "a reimage revokes the old token"
+        );
         assert_ne!(s.install_token(mac(3)).unwrap(), t);
     }
 }

@@ -389,3 +389,93 @@ fn render_prints_exactly_what_the_machine_is_served() {
     assert!(!out.status.success(), "an unknown machine has no user-data");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown machines get no cloud-init"));
 }
+
+#[test]
+fn the_first_boot_reports_joined_or_the_failed_step_with_the_install_token() {
+    let s = start();
+    let (_, user_data) = s.curl(&[&format!("{}/cloud-init/{MAC}/user-data", s.http)]);
+    let token = token_of(&user_data);
+    assert!(
+        user_data.contains(&format!("/joined?token={token}")),
+        "the role script reports with the same install's token"
+    );
+    let post = |what: &str, t: &str| {
+        s.curl(&[
+            "-X",
+            "POST",
+            &format!("{}/api/v1/machines/{MAC}/{what}?token={t}", s.http),
+        ])
+        .0
+    };
+    assert_eq!(post("joined", &token), 409, "not installed yet");
+    assert_eq!(post("installed", &token), 204);
+    assert_eq!(post("joined", "0123456789abcdef0123456789abcdef"), 403);
+    assert_eq!(
+        post("firstboot-failed", &format!("{token}&step=kubeadm-join")),
+        204
+    );
+    let (_, events) = s.curl(&[&format!("{}/api/v1/machines/cp1/events", s.http)]);
+    assert!(
+        events.contains("first boot failed at step kubeadm-join"),
+        "{events}"
+    );
+    assert_eq!(
+        state(&s),
+        "installed",
+        "a failure is recorded, the state stays"
+    );
+    assert_eq!(post("joined", &token), 204);
+    assert_eq!(state(&s), "joined");
+    assert_eq!(
+        post("joined", &token),
+        204,
+        "an idempotent re-run may report again"
+    );
+    s.cli(&["reimage", "cp1"]);
+    assert_eq!(
+        post("joined", &token),
+        403,
+        "a reimage revokes the old install's token"
+    );
+    assert_eq!(post("installed", &token), 403);
+}
+
+#[test]
+fn secrets_reach_only_the_roles_that_need_them() {
+    let port = free_port();
+    let machines = [
+        machine("52:54:00:00:00:01", "cp1", "control-plane", "10.55.0.11"),
+        machine("52:54:00:00:00:21", "w1", "worker", "10.55.0.21"),
+        machine("52:54:00:00:00:31", "lb1", "load-balancer", "10.55.0.31"),
+    ]
+    .concat();
+    let s = Server::start_local(&http_only_config(port, &machines));
+    let seed = |mac: &str| {
+        let (code, body) = s.curl(&[&format!("{}/cloud-init/{mac}/user-data", s.http)]);
+        assert_eq!(code, 200, "{body}");
+        body
+    };
+    let info = s.cli(&["cluster", "info"]);
+    let hash = info
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .expect("cluster info prints the CA hash")
+        .to_string();
+    let cp = seed("52-54-00-00-00-01");
+    assert!(
+        cp.contains("PRIVATE KEY"),
+        "a control plane gets the shared PKI"
+    );
+    let worker = seed("52-54-00-00-00-21");
+    assert!(!worker.contains("PRIVATE KEY"), "a worker gets no key");
+    assert!(
+        worker.contains(&hash),
+        "a worker gets the CA hash to join with"
+    );
+    let lb = seed("52-54-00-00-00-31");
+    assert!(
+        !lb.contains("PRIVATE KEY") && !lb.contains("CERTIFICATE"),
+        "a load balancer gets no PKI"
+    );
+    assert!(!lb.contains(&hash), "a load balancer gets no join material");
+}

@@ -174,15 +174,13 @@ pub async fn install_finished(
     Query(q): Query<TokenQuery>,
 ) -> Result<StatusCode, HttpError> {
     let config = app.config();
-    let (mac, _) = installer_caller(&app, &config, &id, q.token.as_deref())?;
-    // One-time: a second post with the same token is refused.
-    if !app
-        .store
-        .consume_install_token(mac, q.token.as_deref().unwrap_or(""))?
-    {
+    let (mac, state) = installer_caller(&app, &config, &id, q.token.as_deref())?;
+    // Once per install: after success is reported the machine is no longer
+    // due an install, and a repeated post is refused.
+    if !state.install_due() {
         return Err(HttpError::new(
             StatusCode::FORBIDDEN,
-            "install token already used",
+            format!("this install already reported success (the machine is {state})"),
         ));
     }
     app.transition(
@@ -190,6 +188,63 @@ pub async fn install_finished(
         State::Installed,
         Event::now("install-finished", "installer reported success"),
     )?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct FailureQuery {
+    token: Option<String>,
+    step: Option<String>,
+}
+
+/// The role script's last step: the node joined the cluster in its role.
+pub async fn joined(
+    axum::extract::State(app): AppState,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+) -> Result<StatusCode, HttpError> {
+    let config = app.config();
+    let (mac, state) = installer_caller(&app, &config, &id, q.token.as_deref())?;
+    match state {
+        State::Installed => app.transition(
+            mac,
+            State::Joined,
+            Event::now("joined", "first boot finished: the node joined the cluster"),
+        )?,
+        // A re-run of an idempotent role script reports again: harmless.
+        State::Joined => {}
+        _ => {
+            return Err(HttpError::new(
+                StatusCode::CONFLICT,
+                format!("the machine is {state}: only an installed machine can join"),
+            ))
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The role script failed at `step`; recorded for the operator, the state stays.
+pub async fn firstboot_failed(
+    axum::extract::State(app): AppState,
+    Path(id): Path<String>,
+    Query(q): Query<FailureQuery>,
+) -> Result<StatusCode, HttpError> {
+    let config = app.config();
+    let (mac, _) = installer_caller(&app, &config, &id, q.token.as_deref())?;
+    let step: String = q
+        .step
+        .unwrap_or_else(|| "unknown".into())
+        .chars()
+        .take(100)
+        .collect();
+    let event = Event::now(
+        "firstboot-failed",
+        format!(
+            "first boot failed at step {step}; see /var/log/bootherd-firstboot.log on the node"
+        ),
+    );
+    tracing::warn!(%mac, %step, "first boot failed");
+    app.store.write(&[Write::Event { mac, event }])?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -34,6 +34,11 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v1/machines/{id}/installed",
             post(api::install_finished),
         )
+        .route("/api/v1/machines/{id}/joined", post(api::joined))
+        .route(
+            "/api/v1/machines/{id}/firstboot-failed",
+            post(api::firstboot_failed),
+        )
         .route("/api/v1/machines/{id}/reimage", post(api::reimage))
         .route("/api/v1/reload", post(api::reload))
         .fallback(get(assets::boot_file))
