@@ -847,6 +847,10 @@ echo "2: eth7    inet $BOOTHERD_NODE_IP/24 brd 10.0.0.255 scope global eth7\    
 
 /// A Debian minbase root, made once per target directory.
 fn debian_root() -> PathBuf {
+    // Tests run in parallel threads: one bootstraps, the others wait for it
+    // (they would otherwise delete each other's half-made root).
+    static BOOTSTRAP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BOOTSTRAP.lock().unwrap_or_else(|p| p.into_inner());
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("firstboot-debian-root");
     if root.join("usr/bin/apt-mark").exists() {
         return root;
