@@ -6,6 +6,8 @@
 //! goes to a local HTTPS stand-in of the API server that checks the client
 //! certificate.
 
+mod common;
+
 use bootherd::cluster::etcd::{self, EtcdEndpoints, MemberRemoval, RemovalError};
 use bootherd::cluster::nodes::{self, NodeDeletion};
 use bootherd::cluster::{pki, Secrets};
@@ -73,7 +75,7 @@ fn free_port() -> u16 {
 /// etcd presents its peer cert as a client to the other members, and its
 /// gRPC gateway dials the member's own gRPC server with the serving cert.
 /// pki's helpers issue one usage each, so the test signs with rcgen directly.
-fn member_cert(ca: &pki::CertKey, name: &str) -> pki::CertKey {
+fn member_cert(ca: &pki::CertKey, name: &str, ip: &str) -> pki::CertKey {
     use rcgen::{
         CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose,
         SanType,
@@ -83,7 +85,7 @@ fn member_cert(ca: &pki::CertKey, name: &str) -> pki::CertKey {
     let mut params = CertificateParams::default();
     params.distinguished_name.push(DnType::CommonName, name);
     params.subject_alt_names = vec![
-        SanType::IpAddress("127.0.0.1".parse().unwrap()),
+        SanType::IpAddress(ip.parse().unwrap()),
         SanType::DnsName("localhost".try_into().unwrap()),
     ];
     params.key_usages = vec![
@@ -116,19 +118,27 @@ struct EtcdCluster {
 }
 
 impl EtcdCluster {
+    /// cp1..cp3 all on 127.0.0.1, on free ports.
     fn start(dir: &Path, ca: &pki::CertKey) -> EtcdCluster {
+        let ports: Vec<(String, u16, u16)> = (0..3)
+            .map(|_| ("127.0.0.1".to_string(), free_port(), free_port()))
+            .collect();
+        EtcdCluster::start_at(dir, ca, &ports)
+    }
+
+    /// cp1, cp2, … at the given (ip, client port, peer port).
+    fn start_at(dir: &Path, ca: &pki::CertKey, ports: &[(String, u16, u16)]) -> EtcdCluster {
         let ca_file = dir.join("etcd-ca.crt");
         std::fs::write(&ca_file, &ca.cert_pem).unwrap();
-        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
         let initial: Vec<String> = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, peer))| format!("cp{}=https://127.0.0.1:{peer}", i + 1))
+            .map(|(i, (ip, _, peer))| format!("cp{}=https://{ip}:{peer}", i + 1))
             .collect();
         let mut members = Vec::new();
-        for (i, (client, peer)) in ports.iter().enumerate() {
+        for (i, (ip, client, peer)) in ports.iter().enumerate() {
             let name = format!("cp{}", i + 1);
-            let cert = member_cert(ca, &name);
+            let cert = member_cert(ca, &name, ip);
             let (crt, key) = (
                 dir.join(format!("{name}.crt")),
                 dir.join(format!("{name}.key")),
@@ -136,8 +146,8 @@ impl EtcdCluster {
             std::fs::write(&crt, &cert.cert_pem).unwrap();
             std::fs::write(&key, &cert.key_pem).unwrap();
             let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-            let client_url = format!("https://127.0.0.1:{client}");
-            let peer_url = format!("https://127.0.0.1:{peer}");
+            let client_url = format!("https://{ip}:{client}");
+            let peer_url = format!("https://{ip}:{peer}");
             let child = Command::new(ETCD)
                 .arg(format!("--name={name}"))
                 .arg(format!("--data-dir={}", dir.join(&name).display()))
@@ -150,7 +160,7 @@ impl EtcdCluster {
                 // One token per cluster: members derive the cluster ID from it.
                 .arg(format!(
                     "--initial-cluster-token=bootherd-test-{}",
-                    ports[0].0
+                    ports[0].1
                 ))
                 .arg(format!("--cert-file={}", crt.display()))
                 .arg(format!("--key-file={}", key.display()))
@@ -320,7 +330,7 @@ async fn removes_the_member_by_name_then_refuses_once_quorum_is_at_stake() {
 
     let removed = etcd::remove_member(ca, &endpoints, "cp3").await.unwrap();
     assert!(
-        matches!(&removed, MemberRemoval::Removed { via, .. } if via == "cp1"),
+        matches!(&removed, MemberRemoval::Removed { via, .. } if via == "cp1" || via == "cp2"),
         "{removed:?}\n{}",
         cluster.logs()
     );
@@ -407,10 +417,20 @@ mod apiserver {
     }
 
     pub async fn start(ca: &pki::CertKey, status: u16) -> (String, Arc<Mutex<Vec<Seen>>>) {
+        start_on(ca, status, "127.0.0.1:0").await
+    }
+
+    pub async fn start_on(
+        ca: &pki::CertKey,
+        status: u16,
+        bind: &str,
+    ) -> (String, Arc<Mutex<Vec<Seen>>>) {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let serving = pki::issue_apiserver(
             ca,
-            vec![rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap())],
+            vec![rcgen::SanType::IpAddress(
+                bind.parse::<std::net::SocketAddr>().unwrap().ip(),
+            )],
         )
         .unwrap();
         let mut roots = rustls::RootCertStore::empty();
@@ -433,7 +453,7 @@ mod apiserver {
             )
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = seen.clone();
@@ -503,4 +523,99 @@ async fn node_deletion_is_a_delete_with_an_admin_client_cert() {
         .await
         .unwrap_err();
     assert!(format!("{e:#}").contains("403"), "{e:#}");
+}
+
+/// The whole path through `bootherd serve`: the operator's reimage of a
+/// control plane. The control planes are 127.0.0.11-13 (all loopback), so
+/// bootherd's production endpoints (`https://<ip>:2379`) reach the test's
+/// etcd members, and the cluster endpoint is the API-server stand-in.
+#[tokio::test(flavor = "multi_thread")]
+async fn reimage_through_the_api_removes_the_member_or_answers_409() {
+    let tmp = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let api_port = free_port();
+    let machines: String = (1..=3)
+        .map(|i| {
+            common::machine(
+                &format!("52:54:00:aa:00:0{i}"),
+                &format!("cp{i}"),
+                "control-plane",
+                &format!("127.0.0.1{i}"),
+            )
+        })
+        .collect();
+    let config = common::http_only_config(http_port, &machines).replace(
+        "endpoint = \"10.55.0.100:6443\"",
+        &format!("endpoint = \"127.0.0.100:{api_port}\""),
+    );
+    let server = common::Server::start_local(&config);
+    // The same secrets the server will load for the reimage.
+    let (mut cfg, _) = bootherd::config::Config::load(&server.config_path).unwrap();
+    cfg.server.data_dir = server.data_dir.clone();
+    let secrets = Secrets::load_or_create(&cfg).unwrap();
+    let (_, seen) =
+        apiserver::start_on(secrets.ca(), 200, &format!("127.0.0.100:{api_port}")).await;
+
+    let ports: Vec<(String, u16, u16)> = (1..=3)
+        .map(|i| (format!("127.0.0.1{i}"), etcd::ETCD_CLIENT_PORT, 2380))
+        .collect();
+    let mut cluster = EtcdCluster::start_at(tmp.path(), secrets.etcd_ca(), &ports);
+    let client = test_client(secrets.etcd_ca());
+    wait_healthy(&cluster, &client).await;
+    settle().await;
+    let cp1 = cluster.client_url("cp1").to_string();
+
+    let out = server.cli_cmd(&["reimage", "cp3"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    assert_eq!(member_names(&client, &cp1).await, ["cp1", "cp2"]);
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("DELETE", "/api/v1/nodes/cp3")
+    );
+    cluster.kill("cp3");
+
+    cluster.kill("cp2");
+    let before = machine_states(&server);
+    let out = server.cli_cmd(&["reimage", "cp1"]).output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("409"), "{said}");
+    assert!(
+        said.contains("removing cp1 would leave 0 of 1 etcd members healthy: quorum needs 1; bring cp2 back first"),
+        "{said}"
+    );
+    assert_eq!(machine_states(&server), before, "a refusal changes nothing");
+    assert_eq!(member_names(&client, &cp1).await, ["cp1", "cp2"]);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "no Node deleted on a refusal"
+    );
+}
+
+fn machine_states(server: &common::Server) -> Vec<(String, String)> {
+    let (code, body) = server.curl(&[&format!("{}/api/v1/machines", server.http)]);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["hostname"].as_str().unwrap_or("").to_string(),
+                m["state"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
 }
