@@ -397,6 +397,34 @@ async fn no_etcd_answering_means_no_cluster_yet() {
     );
 }
 
+#[tokio::test]
+async fn an_endpoint_that_answers_but_cannot_be_asked_stops_the_reimage() {
+    let (_tmp, secrets) = setup();
+    // An HTTPS server with a cert from another CA (the cluster CA, not the
+    // etcd CA): something is there, so this is not "no cluster yet".
+    let (addr, seen) = apiserver::start(secrets.ca(), 200).await;
+    let endpoints = EtcdEndpoints::new(vec![
+        ("cp1".to_string(), format!("https://{addr}")),
+        (
+            "cp2".to_string(),
+            format!("https://127.0.0.1:{}", free_port()),
+        ),
+    ]);
+    let r = etcd::remove_member(secrets.etcd_ca(), &endpoints, "cp2").await;
+    let Err(RemovalError::Failed(e)) = r else {
+        panic!("expected a failure, got {r:?}");
+    };
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("cannot list the etcd members") && e.contains("etcd-ca.crt"),
+        "{e}"
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the TLS handshake fails first"
+    );
+}
+
 mod apiserver {
     //! A stand-in kube-apiserver: HTTPS on loopback with a serving cert from
     //! the cluster CA, requiring a client cert from that CA, recording what

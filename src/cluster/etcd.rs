@@ -73,7 +73,9 @@ pub enum MemberRemoval {
     /// The cluster answered but lists no member of that name: already removed
     /// (or the node never joined).
     NotAMember,
-    /// No configured control plane's etcd answered: no cluster exists yet.
+    /// Nothing listens on any configured control plane's etcd port: no
+    /// cluster exists yet. (An endpoint that answers but cannot be asked is
+    /// a [`RemovalError::Failed`] instead.)
     NoCluster { tried: Vec<String> },
     /// The reimaged node is the only member: etcd cannot remove its last
     /// member, and reinstalling the node starts the cluster over.
@@ -221,6 +223,30 @@ async fn member_is_healthy(client: reqwest::Client, urls: Vec<String>) -> bool {
     false
 }
 
+/// Whether a failed call means that nothing listens there (refused, no
+/// route, no answer in time), as on a machine that has no cluster
+/// installed yet, rather than an etcd that answered and turned bootherd
+/// away.
+fn nobody_listens(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind;
+    e.chain().any(|cause| {
+        if let Some(r) = cause.downcast_ref::<reqwest::Error>() {
+            if r.is_timeout() {
+                return true;
+            }
+        }
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::TimedOut
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+            )
+        })
+    })
+}
+
 /// The members' health, probed side by side (a dead member costs one
 /// connect timeout, not one per member), in the members' order.
 async fn probe_all(client: &reqwest::Client, members: &[Member]) -> Vec<bool> {
@@ -312,6 +338,7 @@ pub async fn remove_member(
         .filter(|(h, _)| *h != hostname)
         .chain(endpoints.iter().filter(|(h, _)| *h == hostname));
     let mut tried = Vec::new();
+    let mut answered = Vec::new();
     let mut members = None;
     for (host, base) in order {
         match list_members(&client, base).await {
@@ -321,11 +348,25 @@ pub async fn remove_member(
             }
             Err(e) => {
                 tracing::debug!(%host, "etcd member list failed: {e:#}");
-                tried.push(format!("{host} ({base}): {e:#}"));
+                let line = format!("{host} ({base}): {e:#}");
+                if nobody_listens(&e) {
+                    tried.push(line);
+                } else {
+                    answered.push(line);
+                }
             }
         }
     }
     let Some(members) = members else {
+        // Something that answers but cannot be asked (another CA, a
+        // refused cert, an error status) is a cluster bootherd cannot see
+        // into: going ahead could take a member's quorum share unnoticed.
+        if !answered.is_empty() {
+            return Err(RemovalError::Failed(anyhow!(
+                "cannot list the etcd members of the cluster, so the reimage of {hostname} is not started:\n  {}\ncheck that etcd on the control planes uses bootherd's etcd CA (<data_dir>/cluster/etcd-ca.crt) and answers on :{ETCD_CLIENT_PORT}",
+                answered.join("\n  ")
+            )));
+        }
         return Ok(MemberRemoval::NoCluster { tried });
     };
     let Some(target) = members.iter().position(|m| m.name == hostname) else {

@@ -39,7 +39,8 @@ pub async fn delete_node(endpoint: &str, ca: &CertKey, name: &str) -> Result<Nod
         .add_root_certificate(root)
         .identity(identity)
         .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(15))
+        // Short enough that the whole reimage check stays within the CLI's 30 s.
+        .timeout(Duration::from_secs(10))
         .build()
         .context("cannot build the HTTPS client for the API server")?;
     // Hostnames were validated by the config (DNS labels), so the name needs
