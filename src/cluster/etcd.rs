@@ -115,8 +115,8 @@ pub enum RemovalError {
     /// to bring back first. Nothing was changed.
     #[error("{0}")]
     Refused(String),
-    /// etcd could not be asked or did not do it; nothing was changed unless
-    /// the message says so.
+    /// etcd could not be asked, or did not confirm the removal; the message
+    /// says what to check before trying again.
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
 }
@@ -407,7 +407,7 @@ pub async fn remove_member(
         last_err
             .unwrap_or_else(|| anyhow!("{} advertises no client URL", members[via].name))
             .context(format!(
-                "etcd did not remove {hostname}'s member; nothing was changed, try the reimage again once etcd answers"
+                "etcd did not confirm removing {hostname}'s member (a timed-out removal may still apply): check the member list on a control plane and try the reimage again, which skips a member already gone"
             )),
     ))
 }
