@@ -17,6 +17,7 @@ PKGS=(
     openssl                                             # validates the PKI and CA hash; first-boot fixtures
     cloud-init python3-jsonschema haproxy keepalived    # validators of the first-boot files
     debootstrap util-linux                              # a Debian root (chroot, unshare) for the role scripts
+    etcd-server                                         # a real etcd cluster for the control-plane reimage
 )
 
 missing=()

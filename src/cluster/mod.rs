@@ -5,8 +5,12 @@
 //! - `files` — atomic 0600 writes, and errors that say what to restore.
 //! - `pki`   — the CAs, the service-account keys, serving and client certs, the CA hash.
 //! - `token` — the bootstrap token, the VRRP password, minting a token on a live cluster.
+//! - `etcd`  — removing a reimaged control plane's etcd member without breaking quorum.
+//! - `nodes` — deleting a reimaged node's Node object.
 
+pub mod etcd;
 mod files;
+pub mod nodes;
 pub mod pki;
 pub mod token;
 

@@ -5,7 +5,8 @@
 
 use super::{AppState, HttpError};
 use crate::app::App;
-use crate::config::Config;
+use crate::cluster::etcd::{self, RemovalError};
+use crate::config::{Config, Role};
 use crate::inventory::{unix_now, Event, State};
 use crate::mac::MacAddr;
 use crate::operator;
@@ -276,10 +277,32 @@ pub async fn reimage(
             "no configured machine named {id} (only machines in the config can be installed)"
         ))
     })?;
+    // A control plane leaves etcd before its install is served: once it
+    // boots the installer its member is dead, and only a healthy quorum can
+    // still remove it. A refusal changes nothing.
+    let mut message = "operator requested a reinstall".to_string();
+    if machine.role == Role::ControlPlane {
+        match etcd::prepare_control_plane_reimage(&config, machine).await {
+            Ok(note) => message.push_str(&format!("; {note}")),
+            Err(RemovalError::Refused(reason)) => {
+                return Err(HttpError::new(
+                    StatusCode::CONFLICT,
+                    format!("reimage of {id} refused: {reason}"),
+                ))
+            }
+            Err(RemovalError::Failed(e)) => {
+                tracing::error!("reimage of {id}: {e:#}");
+                return Err(HttpError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("reimage of {id} not started: {e:#}"),
+                ));
+            }
+        }
+    }
     app.transition(
         machine.mac,
         State::ReimagePending,
-        Event::now("reimage", "operator requested a reinstall"),
+        Event::now("reimage", message),
     )?;
     Ok(Json(
         serde_json::json!({ "hostname": machine.hostname, "mac": machine.mac, "state": State::ReimagePending }),
