@@ -4,6 +4,8 @@
 //! bootstrap-token minting request against a local HTTPS server that checks
 //! the path, the body and the client certificate.
 
+mod common;
+
 use bootherd::cluster::{pki, token, Secrets};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -380,7 +382,6 @@ mod apiserver {
     use super::*;
     use http_body_util::{BodyExt, Full};
     use hyper::body::Bytes;
-    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
     use std::sync::{Arc, Mutex};
     use tokio::net::TcpListener;
 
@@ -396,32 +397,7 @@ mod apiserver {
 
     /// Starts the server; returns its `host:port` and the requests it saw.
     pub async fn start(ca: &pki::CertKey, status: u16) -> (String, Arc<Mutex<Vec<Seen>>>) {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let serving = pki::issue_apiserver(
-            ca,
-            vec![rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap())],
-        )
-        .unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).unwrap())
-            .unwrap();
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .build()
-        .unwrap();
-        let tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                vec![CertificateDer::from_pem_slice(serving.cert_pem.as_bytes()).unwrap()],
-                PrivateKeyDer::from_pem_slice(serving.key_pem.as_bytes()).unwrap(),
-            )
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let acceptor = crate::common::mtls_acceptor(ca, "127.0.0.1".parse().unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::free_port;
+
 use bootherd::cluster::etcd::{self, EtcdEndpoints, MemberRemoval, RemovalError};
 use bootherd::cluster::nodes::{self, NodeDeletion};
 use bootherd::cluster::{pki, Secrets};
@@ -60,14 +62,6 @@ fn secrets(tmp: &Path) -> Secrets {
     let (mut config, _) = bootherd::config::parse(&text).unwrap();
     config.server.data_dir = data;
     Secrets::load_or_create(&config).unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A member's cert, signed by bootherd's etcd CA. It carries both server
@@ -432,7 +426,6 @@ mod apiserver {
     use super::pki;
     use http_body_util::Full;
     use hyper::body::Bytes;
-    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
     use std::sync::{Arc, Mutex};
     use tokio::net::TcpListener;
 
@@ -453,34 +446,8 @@ mod apiserver {
         status: u16,
         bind: &str,
     ) -> (String, Arc<Mutex<Vec<Seen>>>) {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let serving = pki::issue_apiserver(
-            ca,
-            vec![rcgen::SanType::IpAddress(
-                bind.parse::<std::net::SocketAddr>().unwrap().ip(),
-            )],
-        )
-        .unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).unwrap())
-            .unwrap();
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .build()
-        .unwrap();
-        let tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                vec![CertificateDer::from_pem_slice(serving.cert_pem.as_bytes()).unwrap()],
-                PrivateKeyDer::from_pem_slice(serving.key_pem.as_bytes()).unwrap(),
-            )
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let acceptor =
+            crate::common::mtls_acceptor(ca, bind.parse::<std::net::SocketAddr>().unwrap().ip());
         let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));

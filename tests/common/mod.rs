@@ -355,3 +355,37 @@ pub fn machine(mac: &str, hostname: &str, role: &str, ip: &str) -> String {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// TLS for an HTTPS stand-in of a cluster API (kube-apiserver, etcd): a
+/// serving cert from `ca` for `ip`, and clients must present a cert signed by
+/// `ca`, as the real servers require.
+pub fn mtls_acceptor(
+    ca: &bootherd::cluster::pki::CertKey,
+    ip: std::net::IpAddr,
+) -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let serving =
+        bootherd::cluster::pki::issue_apiserver(ca, vec![rcgen::SanType::IpAddress(ip)]).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(serving.cert_pem.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(serving.key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(tls))
+}
