@@ -31,7 +31,7 @@ pub fn ipxe_script(
     let Some(mac) = mac else {
         return Ok((
             app.renderer.render("ipxe/chain.ipxe", &ctx)?,
-            crate::boot::BootAction::IpxeScript,
+            BootAction::IpxeScript,
         ));
     };
     ctx.insert("mac", &mac.hyphenated());
@@ -42,9 +42,10 @@ pub fn ipxe_script(
             Firmware::Uefi => "uefi",
         },
     );
-    let action = app.decide(config, mac, client)?;
-    let machine = config.machine_by_mac(mac);
-    if let Some(m) = machine {
+    // One store read: the decision and the script both use this state.
+    let found = app.lookup(config, mac)?;
+    let action = crate::boot::decide(found.as_ref().map(|(m, s)| (m, *s)), client);
+    if let Some((m, _)) = &found {
         ctx.insert("hostname", &m.hostname);
         ctx.insert("role", m.role.name());
     }
@@ -60,7 +61,9 @@ pub fn ipxe_script(
             app.renderer.render("ipxe/install.ipxe", &ctx)?
         }
         BootAction::LocalDisk(_) => {
-            ctx.insert("state", app.state_of(config, mac)?.name());
+            // Local boot is only decided for a configured machine.
+            let state = found.as_ref().map(|(_, s)| s.name()).unwrap_or_default();
+            ctx.insert("state", state);
             app.renderer.render("ipxe/local.ipxe", &ctx)?
         }
         BootAction::NoBoot(reason) => {
