@@ -15,6 +15,7 @@
 //! - `artifacts` — what a machine is served (iPXE script, cloud-init seed); used by HTTP and `render`.
 //! - `firstboot` — the installed system's role files (kubeadm, haproxy, keepalived, containerd, scripts) and the autoinstall user-data carrying them.
 //! - `bootfiles` — the read-only boot-file namespace (iPXE builds, boot directory) for TFTP and HTTP.
+//! - `pi`        — Raspberry Pi 4/5: TFTP boot files, config.txt/cmdline.txt, the disk-image installer.
 //! - `images`    — the image catalog and cache: download, verify, import, extract; what is missing.
 //! - `operator`  — the operator token that guards API writes.
 //! - `dhcp`      — the DHCP server: client classification, leases, replies.
@@ -37,6 +38,7 @@ pub mod images;
 pub mod inventory;
 pub mod mac;
 pub mod operator;
+pub mod pi;
 pub mod render;
 pub mod serve;
 pub mod store;
