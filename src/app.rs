@@ -3,6 +3,7 @@
 //! `Arc<App>` and ask it; none of them keeps its own copy of the inventory.
 
 use crate::boot::{self, BootAction, Client};
+use crate::changes::{Announcing, Changes};
 use crate::config::{Config, Finding, Machine};
 use crate::inventory::{Event, State};
 use crate::mac::MacAddr;
@@ -18,7 +19,10 @@ pub struct App {
     config_path: Option<PathBuf>,
     /// `--data-dir` given on the command line wins over the file's, on every reload.
     data_dir_override: Option<PathBuf>,
+    /// The store; every committed write is announced on `changes`.
     pub store: Arc<dyn Store>,
+    /// Live views (the status page's stream) subscribe here.
+    pub changes: Changes,
     pub renderer: Renderer,
 }
 
@@ -30,11 +34,13 @@ impl App {
         store: Arc<dyn Store>,
     ) -> App {
         let renderer = Renderer::new(&config.server.data_dir);
+        let changes = Changes::default();
         App {
             config: RwLock::new(Arc::new(config)),
             config_path,
             data_dir_override,
-            store,
+            store: Arc::new(Announcing::new(store, changes.clone())),
+            changes,
             renderer,
         }
     }

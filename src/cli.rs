@@ -1,12 +1,13 @@
 //! The command line. `serve` runs the server; `check` and `render` work on the
-//! config offline; `machines`, `reimage` and `reload` talk to a running
-//! `serve` through its HTTP API.
+//! config offline; `machines`, `events`, `reimage` and `reload` talk to a
+//! running `serve` through its HTTP API.
 
 use crate::app::App;
 use crate::artifacts;
 use crate::config::{Config, LoadError, DEFAULT_CONFIG_PATH};
 use crate::http::{script_client, MachineRow};
-use crate::inventory::unix_now;
+use crate::inventory::{unix_now, Event};
+use crate::status::{table, Overview};
 use crate::mac::MacAddr;
 use crate::operator;
 use crate::store::SqliteStore;
@@ -48,9 +49,23 @@ enum Command {
         firmware: FirmwareArg,
         what: RenderWhat,
     },
-    /// List machines with their state (asks the running server).
+    /// List machines with their state and install progress (asks the running server).
     Machines {
         /// The running server's base URL (default: from the config).
+        #[arg(long)]
+        server: Option<String>,
+        /// Keep showing the cluster and the table, refreshed every --interval
+        /// (on a terminal in place; otherwise printed again each time).
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between refreshes with --watch.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+    },
+    /// Print a machine's event history, oldest first.
+    Events {
+        /// Hostname or MAC.
+        machine: String,
         #[arg(long)]
         server: Option<String>,
     },
@@ -210,11 +225,30 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let config = load(&cli)?;
             print!("{}", render(&config, *mac, *firmware, *what)?);
         }
-        Command::Machines { server } => {
+        Command::Machines {
+            server,
+            watch: false,
+            ..
+        } => {
             let config = load(&cli)?;
             let rows: Vec<MachineRow> =
                 api(&config, server, reqwest::Method::GET, "machines", None).await?;
-            print!("{}", machines_table(&rows, unix_now()));
+            print!("{}", table::machines_table(&rows, unix_now()));
+        }
+        Command::Machines {
+            server,
+            watch: true,
+            interval,
+        } => {
+            let config = load(&cli)?;
+            watch_machines(&config, server, *interval).await?;
+        }
+        Command::Events { machine, server } => {
+            let config = load(&cli)?;
+            let path = format!("machines/{machine}/events");
+            let events: Vec<Event> =
+                api(&config, server, reqwest::Method::GET, &path, None).await?;
+            print!("{}", events_text(&events));
         }
         Command::Reimage { machine, server } => {
             let config = load(&cli)?;
@@ -488,63 +522,63 @@ fn cluster_info(config: &Config, secrets: &crate::cluster::Secrets, now: u64) ->
     )
 }
 
-/// The `bootherd machines` table.
-pub fn machines_table(rows: &[MachineRow], now: u64) -> String {
-    let ago = |t: Option<u64>| match t {
-        None => "never".to_string(),
-        Some(t) => {
-            let s = now.saturating_sub(t);
-            match s {
-                0..=59 => format!("{s}s ago"),
-                60..=3599 => format!("{}m ago", s / 60),
-                3600..=86399 => format!("{}h ago", s / 3600),
-                _ => format!("{}d ago", s / 86400),
-            }
+/// `bootherd machines --watch`: the cluster strip and the table, redrawn in
+/// place on a terminal; elsewhere (a pipe, a log) printed again each time,
+/// without escape codes. A server that goes away is reported and retried.
+async fn watch_machines(config: &Config, server: &Option<String>, interval: u64) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stdout().is_terminal();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(interval));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let view = match api::<Overview>(config, server, reqwest::Method::GET, "status", None).await
+        {
+            Ok(o) => table::overview_text(&o),
+            Err(e) => format!("{e:#}\n(retrying every {interval}s)\n"),
+        };
+        let stamp = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let mut out = std::io::stdout().lock();
+        if tty {
+            // Home, draw, then clear what is left of a longer previous frame.
+            write!(
+                out,
+                "\x1b[H{}{stamp}  (every {interval}s, Ctrl-C to stop)\x1b[K\x1b[J",
+                view.replace('\n', "\x1b[K\n")
+            )?;
+        } else {
+            writeln!(out, "--- {stamp}")?;
+            write!(out, "{view}")?;
         }
-    };
-    let mut table = vec![[
-        "HOSTNAME",
-        "MAC",
-        "ROLE",
-        "IP",
-        "STATE",
-        "LAST SEEN",
-        "LAST EVENT",
-    ]
-    .map(String::from)
-    .to_vec()];
-    for r in rows {
-        table.push(vec![
-            r.hostname.clone().unwrap_or_else(|| "-".into()),
-            r.mac.to_string(),
-            r.role.clone().unwrap_or_else(|| "-".into()),
-            r.ip.clone().unwrap_or_else(|| "-".into()),
-            r.state.to_string(),
-            ago(r.last_seen),
-            r.last_event
-                .as_ref()
-                .map(|e| format!("{}: {}", e.kind, e.message))
-                .unwrap_or_else(|| "-".into()),
-        ]);
+        out.flush()?;
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|c| {
-            table
-                .iter()
-                .map(|row| row[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+}
+
+/// `bootherd events HOST`: one line per event (multi-line messages indented).
+fn events_text(events: &[Event]) -> String {
     let mut out = String::new();
-    for row in &table {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
+    for e in events {
+        let when = time::OffsetDateTime::from_unix_timestamp(e.time as i64)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| e.time.to_string());
+        let mut lines = e.message.lines();
+        out.push_str(&format!(
+            "{when}  {:<20} {}\n",
+            e.kind,
+            lines.next().unwrap_or_default()
+        ));
+        for l in lines {
+            out.push_str(&format!("{:<44}| {l}\n", ""));
+        }
+    }
+    if events.is_empty() {
+        out.push_str("no events recorded yet\n");
     }
     out
 }

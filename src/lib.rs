@@ -10,6 +10,9 @@
 //! - `store`     — the crash-safe store (SQLite) of leases, states, events and install tokens.
 //! - `boot`      — the boot decision: one pure function every transport asks.
 //! - `app`       — the running server's shared state: current config, store, renderer.
+//! - `changes`   — announces every committed store write to live views (the status page stream).
+//! - `status`    — the operator's view: machine rows with install progress and failures, the cluster strip; one builder for API, page, terminal and metrics.
+//! - `metrics`   — Prometheus counters the transports bump, and the text exposition of `/metrics`.
 //! - `cluster`   — cluster secrets: CAs, service-account keys, bootstrap token, VRRP password; per-role filtering.
 //! - `render`    — tera templates, compiled in, overridable from `<data_dir>/templates`.
 //! - `artifacts` — what a machine is served (iPXE script, cloud-init seed); used by HTTP and `render`.
@@ -28,6 +31,7 @@ pub mod app;
 pub mod artifacts;
 pub mod boot;
 pub mod bootfiles;
+pub mod changes;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -37,9 +41,11 @@ pub mod http;
 pub mod images;
 pub mod inventory;
 pub mod mac;
+pub mod metrics;
 pub mod operator;
 pub mod pi;
 pub mod render;
 pub mod serve;
+pub mod status;
 pub mod store;
 pub mod tftp;

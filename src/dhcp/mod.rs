@@ -81,7 +81,9 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
             .recv_from(&mut buf)
             .await
             .context("DHCP socket receive failed")?;
-        let Some(outcome) = server.handle(&buf[..len], from, unix_now()) else {
+        let handled = server.handle(&buf[..len], from, unix_now());
+        crate::metrics::dhcp_packet(parse(&buf[..len]).ok().map(|r| r.msg_type), handled.as_ref());
+        let Some(outcome) = handled else {
             continue;
         };
         let (send_now, after_commit) = match outcome.reply {
@@ -202,6 +204,7 @@ fn write_loop(store: &dyn Store, queued: Receiver<Commit>, socket: &std::net::Ud
 /// A reply and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
+    pub kind: MessageType,
     pub bytes: Vec<u8>,
     pub to: SocketAddrV4,
 }
@@ -499,6 +502,7 @@ impl Server {
             return None;
         }
         Some(Outgoing {
+            kind: reply.kind,
             bytes: self.reply_buf.clone(),
             to: destination(req, reply.kind),
         })

@@ -10,74 +10,32 @@ use crate::config::{Config, Role};
 use crate::inventory::{unix_now, Event, State};
 use crate::mac::MacAddr;
 use crate::operator;
+use crate::status::progress::{
+    FAILURE_LOG, FIRSTBOOT_FAILED, INSTALLER_PROGRESS, INSTALL_FINISHED, JOINED,
+};
+use crate::status::{self, MachineRow};
 use crate::store::Write;
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub async fn health() -> &'static str {
     "ok\n"
-}
-
-/// One row of `bootherd machines`.
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
-pub struct MachineRow {
-    pub hostname: Option<String>,
-    pub mac: MacAddr,
-    pub role: Option<String>,
-    pub platform: Option<String>,
-    pub ip: Option<String>,
-    pub state: State,
-    pub last_seen: Option<u64>,
-    pub last_event: Option<Event>,
-}
-
-/// Every configured machine (in config order), then every discovered one.
-pub fn machine_rows(app: &App, config: &Config) -> anyhow::Result<Vec<MachineRow>> {
-    let records = app.store.machines()?;
-    let leases = app.store.leases()?;
-    let record = |mac: MacAddr| records.iter().find(|r| r.mac == mac);
-    let mut rows = Vec::new();
-    for m in &config.machines {
-        let rec = record(m.mac);
-        rows.push(MachineRow {
-            hostname: Some(m.hostname.clone()),
-            mac: m.mac,
-            role: Some(m.role.to_string()),
-            platform: Some(m.platform.to_string()),
-            ip: Some(m.ip.to_string()),
-            state: app.state_of(config, m.mac)?,
-            last_seen: rec.and_then(|r| r.last_seen),
-            last_event: rec.and_then(|r| r.last_event.clone()),
-        });
-    }
-    for r in records
-        .iter()
-        .filter(|r| config.machine_by_mac(r.mac).is_none())
-    {
-        rows.push(MachineRow {
-            hostname: None,
-            mac: r.mac,
-            role: None,
-            platform: None,
-            ip: leases
-                .iter()
-                .find(|l| l.mac == r.mac)
-                .map(|l| l.ip.to_string()),
-            state: State::Discovered,
-            last_seen: r.last_seen,
-            last_event: r.last_event.clone(),
-        });
-    }
-    Ok(rows)
 }
 
 pub async fn machines(
     axum::extract::State(app): AppState,
 ) -> Result<Json<Vec<MachineRow>>, HttpError> {
     let config = app.config();
-    Ok(Json(machine_rows(&app, &config)?))
+    Ok(Json(status::machine_rows(&app, &config)?))
+}
+
+/// The cluster strip and every machine row: what the status page shows.
+pub async fn overview(
+    axum::extract::State(app): AppState,
+) -> Result<Json<status::Overview>, HttpError> {
+    Ok(Json(status::overview(&app)?))
 }
 
 /// Resolves a hostname or MAC from the URL to a MAC bootherd knows.
@@ -157,7 +115,7 @@ pub async fn installer_event(
     }
     let event = Event {
         time: unix_now(),
-        kind: "installer-progress".into(),
+        kind: INSTALLER_PROGRESS.into(),
         message: message.chars().take(500).collect(),
     };
     if matches!(state, State::Configured | State::ReimagePending) {
@@ -184,11 +142,14 @@ pub async fn install_finished(
             format!("this install already reported success (the machine is {state})"),
         ));
     }
-    app.transition(
-        mac,
-        State::Installed,
-        Event::now("install-finished", "installer reported success"),
-    )?;
+    let started = status::progress::install_started(&app.store.events(mac, 1000)?);
+    let finished = Event::now(INSTALL_FINISHED, "installer reported success");
+    let took = started.map(|t| finished.time.saturating_sub(t));
+    app.transition(mac, State::Installed, finished)?;
+    // Counted once committed: a refused or failed callback is no install.
+    if let Some(secs) = took {
+        crate::metrics::install_finished(secs);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -210,7 +171,7 @@ pub async fn joined(
         State::Installed => app.transition(
             mac,
             State::Joined,
-            Event::now("joined", "first boot finished: the node joined the cluster"),
+            Event::now(JOINED, "first boot finished: the node joined the cluster"),
         )?,
         // A re-run of an idempotent role script reports again: harmless.
         State::Joined => {}
@@ -224,11 +185,17 @@ pub async fn joined(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The role script failed at `step`; recorded for the operator, the state stays.
+/// The end of a failure log kept for the operator: enough to see the error,
+/// small enough that a chatty log cannot fill the store.
+const LOG_TAIL_BYTES: usize = 8 * 1024;
+
+/// The role script failed at `step`; recorded for the operator, the state
+/// stays. The body, when there is one, is the end of the script's log.
 pub async fn firstboot_failed(
     axum::extract::State(app): AppState,
     Path(id): Path<String>,
     Query(q): Query<FailureQuery>,
+    body: axum::body::Bytes,
 ) -> Result<StatusCode, HttpError> {
     let config = app.config();
     let (mac, _) = installer_caller(&app, &config, &id, q.token.as_deref())?;
@@ -239,14 +206,42 @@ pub async fn firstboot_failed(
         .take(100)
         .collect();
     let event = Event::now(
-        "firstboot-failed",
+        FIRSTBOOT_FAILED,
         format!(
             "first boot failed at step {step}; see /var/log/bootherd-firstboot.log on the node"
         ),
     );
     tracing::warn!(%mac, %step, "first boot failed");
-    app.store.write(&[Write::Event { mac, event }])?;
+    let mut writes = vec![Write::Event { mac, event }];
+    if let Some(tail) = log_tail(&body) {
+        writes.push(Write::Event {
+            mac,
+            event: Event::now(FAILURE_LOG, tail),
+        });
+    }
+    app.store.write(&writes)?;
+    crate::metrics::firstboot_failure();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The last `LOG_TAIL_BYTES` of a log as text, starting at a line; `None` when empty.
+fn log_tail(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim_end();
+    if text.trim().is_empty() {
+        return None;
+    }
+    let mut start = text.len().saturating_sub(LOG_TAIL_BYTES);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = &text[start..];
+    // Drop a partial first line, unless the tail is one long line.
+    let tail = match tail.split_once('\n') {
+        Some((_, rest)) if start > 0 && !rest.is_empty() => rest,
+        _ => tail,
+    };
+    Some(tail.to_string())
 }
 
 fn require_operator(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
@@ -302,7 +297,7 @@ pub async fn reimage(
     app.transition(
         machine.mac,
         State::ReimagePending,
-        Event::now("reimage", message),
+        Event::now(status::progress::REIMAGE, message),
     )?;
     Ok(Json(
         serde_json::json!({ "hostname": machine.hostname, "mac": machine.mac, "state": State::ReimagePending }),

@@ -1,14 +1,17 @@
 //! The HTTP server (axum): a thin adapter around the boot decision and the
 //! store. `boot` serves iPXE scripts and cloud-init seeds, `assets` streams
-//! installer and boot files (with Range), `api` is the JSON API under `/api/v1/`.
+//! installer and boot files (with Range), `api` is the JSON API under `/api/v1/`,
+//! `ui` the status page at `/` and its live stream, `metrics` is `/metrics`.
 
 pub mod api;
 mod assets;
 mod boot;
+mod metrics;
+mod ui;
 
 use crate::app::App;
 use anyhow::Context;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,11 +24,17 @@ pub type AppState = State<Arc<App>>;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/status.js", get(ui::script))
+        .route("/ui/status.css", get(ui::stylesheet))
+        .route("/metrics", get(metrics::metrics))
         .route("/boot.ipxe", get(boot::ipxe_script))
         .route("/cloud-init/{mac}/{file}", get(boot::seed))
         .route("/assets/{set}/{file}", get(assets::installer_file))
         .route("/api/v1/health", get(api::health))
         .route("/api/v1/machines", get(api::machines))
+        .route("/api/v1/status", get(api::overview))
+        .route("/api/v1/status/stream", get(ui::stream))
         .route(
             "/api/v1/machines/{id}/events",
             get(api::events).post(api::installer_event),
@@ -48,17 +57,40 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// One log line per request: method, path, status, time.
+/// Installer and first-boot callbacks (POST), by route: their refusals are
+/// counted as callback failures.
+const CALLBACK_ROUTES: [(&str, &str); 4] = [
+    ("/api/v1/machines/{id}/events", "installer-event"),
+    ("/api/v1/machines/{id}/installed", "installed"),
+    ("/api/v1/machines/{id}/joined", "joined"),
+    ("/api/v1/machines/{id}/firstboot-failed", "firstboot-failed"),
+];
+
+/// One log line per request (method, path, status, time) and its count in `/metrics`.
 async fn log_request(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    // The route pattern, not the path: MACs and file names must not each
+    // become a metrics series. Unmatched paths are boot files (the fallback).
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "files".to_string());
     let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default();
     let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    crate::metrics::http_request(&route, method.as_str(), status);
+    if method == axum::http::Method::POST && status >= 400 {
+        if let Some((_, callback)) = CALLBACK_ROUTES.iter().find(|(r, _)| *r == route) {
+            crate::metrics::callback_failure(callback, status);
+        }
+    }
     tracing::info!(target: "bootherd::http", %peer, %method, %path, status = resp.status().as_u16(), ms = start.elapsed().as_millis() as u64, "http");
     resp
 }
@@ -104,5 +136,5 @@ impl IntoResponse for HttpError {
     }
 }
 
-pub use api::MachineRow;
+pub use crate::status::MachineRow;
 pub use boot::script_client;

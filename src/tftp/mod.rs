@@ -219,6 +219,7 @@ async fn serve_read(
                 transfer::run(socket, request, file, size, cancelled).await;
             }
             Err(code) => {
+                crate::metrics::tftp_refused(code);
                 let mut reply = Vec::new();
                 packet::encode_error(&mut reply, code, code.message());
                 let _ = socket.send(&reply).await;

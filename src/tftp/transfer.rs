@@ -216,6 +216,7 @@ pub async fn run(
         outcome = %outcome,
         "TFTP transfer ended"
     );
+    crate::metrics::tftp_transfer(&outcome, sender.acknowledged_bytes());
     outcome
 }
 
