@@ -18,6 +18,8 @@ PKGS=(
     cloud-init python3-jsonschema haproxy keepalived    # validators of the first-boot files
     debootstrap util-linux                              # a Debian root (chroot, unshare) for the role scripts
     etcd-server                                         # a real etcd cluster for the control-plane reimage
+    # the status page in a real browser; /metrics checked by real Prometheus parsers
+    chromium chromium-driver prometheus python3-prometheus-client
 )
 
 missing=()

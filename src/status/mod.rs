@@ -62,6 +62,12 @@ pub fn machine_rows(app: &App, config: &Config) -> anyhow::Result<Vec<MachineRow
             let events = app.store.events(row.mac, HISTORY)?;
             row.progress = progress::progress(row.state, &events);
             row.failure = progress::failure(&events);
+            // A failure's log travels with the failure; the last event is what happened.
+            row.last_event = events
+                .iter()
+                .rev()
+                .find(|e| e.kind != progress::FAILURE_LOG)
+                .cloned();
         } else {
             row.progress = progress::progress(row.state, &[]);
         }
