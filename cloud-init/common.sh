@@ -73,8 +73,11 @@ put() {
     log "wrote $dest"
 }
 
+# callback URL [CURL_ARGS...]: POSTs to bootherd, retrying; the URL goes last.
 callback() {
-    retry 8 curl -fsS -o /dev/null -X POST --max-time 20 "$1"
+    local url=$1
+    shift
+    retry 8 curl -fsS -o /dev/null -X POST --max-time 20 "$@" "$url"
 }
 
 # On any failure, tell bootherd which step failed (once per run).
@@ -82,7 +85,15 @@ on_exit() {
     local rc=$?
     if [ "$rc" -ne 0 ] && [ "$BOOTHERD_DONE" = 0 ]; then
         log "failed with exit code $rc"
-        callback "${BOOTHERD_FAILED_URL}&step=${BOOTHERD_STEP}" || log "the failure callback failed too"
+        # The end of this log goes along: the operator sees the error on
+        # bootherd's status page without logging in to the node.
+        local log_tail
+        log_tail=$(mktemp)
+        tail -c 8192 "$BOOTHERD_LOG" >"$log_tail" || true
+        callback "${BOOTHERD_FAILED_URL}&step=${BOOTHERD_STEP}" \
+            -H "Content-Type: text/plain" --data-binary "@$log_tail" ||
+            log "the failure callback failed too"
+        rm -f "$log_tail"
     fi
 }
 trap on_exit EXIT

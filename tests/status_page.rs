@@ -484,3 +484,91 @@ fn writes_without_the_operator_token_are_refused_with_401_and_change_nothing() {
     assert_eq!(code, 200, "{body}");
     assert_eq!(api_state(&s, "w1"), "reimage-pending");
 }
+
+#[test]
+fn machines_watch_and_events_show_the_same_view_in_the_terminal() {
+    require(&["curl"]);
+    let s = start();
+    let (cp1, w1) = (install_token(&s, CP1), install_token(&s, W1));
+    assert_eq!(callback(&s, CP1, "installed", &cp1, None), 204);
+    let failed = format!("{cp1}&step=kubeadm-init");
+    let log = "step kubeadm-init\nerror execution phase wait-control-plane: timed out";
+    assert_eq!(
+        callback(&s, CP1, "firstboot-failed", &failed, Some(log)),
+        204
+    );
+    installer_event(&s, W1, &w1, "subiquity/Early");
+    installer_event(
+        &s,
+        W1,
+        &w1,
+        "subiquity/Install/install/curtin_install/stage-extract",
+    );
+
+    // Not a terminal: the view is printed again every interval, without escape codes.
+    let mut watch = s
+        .cli_cmd(&["machines", "--watch", "--interval", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let _ = watch.kill();
+    let out = watch.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\x1b'), "escape codes on a non-terminal:\n{text}");
+    let frames: Vec<&str> = text.split("--- ").filter(|f| !f.is_empty()).collect();
+    assert!(frames.len() >= 2, "not refreshed:\n{text}");
+    let frame = frames[0];
+    for want in [
+        "cluster lab  VIP 10.55.0.100:6443",
+        "control planes 0/1 joined: no quorum yet (needs 1)",
+        "workers 0/2 joined",
+        "cp1 FAILED at first boot: kubeadm-init",
+        "  | error execution phase wait-control-plane: timed out",
+    ] {
+        assert!(frame.contains(want), "no {want:?} in:\n{frame}");
+    }
+    let row = frame
+        .lines()
+        .find(|l| l.starts_with("w1 "))
+        .unwrap_or_else(|| panic!("no w1 row:\n{frame}"));
+    assert!(
+        row.contains("installing") && row.contains("35% writing the system"),
+        "{row}"
+    );
+
+    // The plain table keeps its header first, the way scripts read it.
+    let table = s.cli(&["machines"]);
+    assert!(table.starts_with("HOSTNAME  MAC"), "{table}");
+    assert!(table.contains("FAILED"), "{table}");
+
+    // A machine's history, oldest first, the failure log indented under it.
+    let events = s.cli(&["events", "cp1"]);
+    let kinds: Vec<&str> = events
+        .lines()
+        .filter(|l| !l.starts_with(' '))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["install-finished", "firstboot-failed", "failure-log"],
+        "{events}"
+    );
+    assert!(
+        events.contains("| error execution phase wait-control-plane: timed out"),
+        "{events}"
+    );
+    let by_mac = s.cli(&["events", W1]);
+    assert_eq!(by_mac.lines().count(), 2, "{by_mac}");
+
+    let unknown = s.cli_cmd(&["events", "nosuch"]).output().unwrap();
+    assert!(!unknown.status.success());
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(err.contains("no machine named nosuch"), "{err}");
+    let zero = s
+        .cli_cmd(&["machines", "--watch", "--interval", "0"])
+        .output()
+        .unwrap();
+    assert!(!zero.status.success(), "an interval of 0 is refused");
+}
