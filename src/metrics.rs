@@ -107,7 +107,10 @@ fn message_type(t: MessageType) -> &'static str {
 pub fn dhcp_packet(asked: Option<MessageType>, handled: Option<&DhcpOutcome>) {
     let outcome = match handled {
         None => "ignored",
-        Some(o) => o.reply.as_ref().map_or("no-reply", |r| message_type(r.kind)),
+        Some(o) => o
+            .reply
+            .as_ref()
+            .map_or("no-reply", |r| message_type(r.kind)),
     };
     let asked = asked.map_or("malformed", message_type);
     add(DHCP_PACKETS, &[("type", asked), ("outcome", outcome)], 1);
@@ -331,7 +334,8 @@ mod tests {
                 free: 48,
             }],
         });
-        let ok = r#"bootherd_http_requests_total{route="/unit-test/{id}",method="GET",status="200"}"#;
+        let ok =
+            r#"bootherd_http_requests_total{route="/unit-test/{id}",method="GET",status="200"}"#;
         assert_eq!(value_of(&text, ok), Some(2));
         let miss = ok.replace("200", "404");
         assert_eq!(value_of(&text, &miss), Some(1));

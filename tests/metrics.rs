@@ -161,7 +161,9 @@ fn metrics_parse_and_count_exactly_the_traffic_sent() {
     let out = lan
         .client
         .cmd("busybox")
-        .args(["udhcpc", "-f", "-q", "-n", "-i", "cl0", "-t", "3", "-T", "3", "-s"])
+        .args([
+            "udhcpc", "-f", "-q", "-n", "-i", "cl0", "-t", "3", "-T", "3", "-s",
+        ])
         .arg(&script)
         .output()
         .unwrap();
@@ -189,7 +191,10 @@ fn metrics_parse_and_count_exactly_the_traffic_sent() {
         .unwrap();
     let said = String::from_utf8_lossy(&missing.stdout).to_string()
         + &String::from_utf8_lossy(&missing.stderr);
-    assert!(said.contains("not found") || said.contains("Error code 1"), "{said}");
+    assert!(
+        said.contains("not found") || said.contains("Error code 1"),
+        "{said}"
+    );
 
     // HTTP: an install as the machine reports it, a refused callback, plain requests.
     let (code, user_data) = s.curl(&[&format!(
@@ -218,7 +223,11 @@ fn metrics_parse_and_count_exactly_the_traffic_sent() {
     assert_eq!(cb("events", token, &event), 204);
     assert_eq!(cb("installed", token, ""), 204);
     assert_eq!(
-        cb("firstboot-failed", &format!("{token}&step=kubeadm-init"), "log line"),
+        cb(
+            "firstboot-failed",
+            &format!("{token}&step=kubeadm-init"),
+            "log line"
+        ),
         204
     );
     assert_eq!(cb("installed", "00000000000000000000000000000000", ""), 403);
@@ -248,7 +257,10 @@ fn metrics_parse_and_count_exactly_the_traffic_sent() {
             promtool_check(&text);
             break after;
         }
-        assert!(Instant::now() < deadline, "the TFTP transfer was never counted:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "the TFTP transfer was never counted:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
 
@@ -261,10 +273,22 @@ fn metrics_parse_and_count_exactly_the_traffic_sent() {
         )
     };
     let expected: BTreeMap<String, f64> = [
-        ("bootherd_dhcp_packets_total{outcome=offer,type=discover}".to_string(), 1.0),
-        ("bootherd_dhcp_packets_total{outcome=ack,type=request}".to_string(), 1.0),
-        ("bootherd_tftp_transfers_total{outcome=complete}".to_string(), 1.0),
-        ("bootherd_tftp_transfers_total{outcome=refused-not-found}".to_string(), 1.0),
+        (
+            "bootherd_dhcp_packets_total{outcome=offer,type=discover}".to_string(),
+            1.0,
+        ),
+        (
+            "bootherd_dhcp_packets_total{outcome=ack,type=request}".to_string(),
+            1.0,
+        ),
+        (
+            "bootherd_tftp_transfers_total{outcome=complete}".to_string(),
+            1.0,
+        ),
+        (
+            "bootherd_tftp_transfers_total{outcome=refused-not-found}".to_string(),
+            1.0,
+        ),
         ("bootherd_tftp_bytes_total{}".to_string(), PROBE_LEN as f64),
         http("/cloud-init/{mac}/{file}", "GET", "200", 1.0),
         http("/api/v1/machines/{id}/events", "POST", "204", 1.0),
@@ -275,15 +299,25 @@ fn metrics_parse_and_count_exactly_the_traffic_sent() {
         http("files", "GET", "404", 2.0),
         // Every scrape but the last is counted in the last.
         http("/metrics", "GET", "200", f64::from(scrapes - 1)),
-        ("bootherd_callback_failures_total{callback=installed,status=403}".to_string(), 1.0),
+        (
+            "bootherd_callback_failures_total{callback=installed,status=403}".to_string(),
+            1.0,
+        ),
         ("bootherd_firstboot_failures_total{}".to_string(), 1.0),
         ("bootherd_install_duration_seconds_count{}".to_string(), 1.0),
     ]
     .into_iter()
     .chain(
         // The install took seconds: it lands in every bucket.
-        ["120", "300", "600", "900", "1200", "1800", "2700", "3600", "5400", "7200", "+Inf"]
-            .map(|le| (format!("bootherd_install_duration_seconds_bucket{{le={le}}}"), 1.0)),
+        [
+            "120", "300", "600", "900", "1200", "1800", "2700", "3600", "5400", "7200", "+Inf",
+        ]
+        .map(|le| {
+            (
+                format!("bootherd_install_duration_seconds_bucket{{le={le}}}"),
+                1.0,
+            )
+        }),
     )
     .collect();
     let got = moved(&before, &after);
@@ -307,10 +341,16 @@ fn metrics_parse_and_count_exactly_the_traffic_sent() {
         1.0
     );
     // 51 addresses in the pool, none reserved inside it, one leased.
-    assert_eq!(gauge(&after, "bootherd_dhcp_pool_addresses_free", &pool), 50.0);
+    assert_eq!(
+        gauge(&after, "bootherd_dhcp_pool_addresses_free", &pool),
+        50.0
+    );
     let state = |s: &Samples, st: &str| value(s, "bootherd_machines", &[("state", st)]);
     assert_eq!(state(&before, "discovered"), 0.0);
     assert_eq!(state(&after, "discovered"), 1.0);
-    assert_eq!((state(&before, "configured"), state(&after, "configured")), (1.0, 0.0));
+    assert_eq!(
+        (state(&before, "configured"), state(&after, "configured")),
+        (1.0, 0.0)
+    );
     assert_eq!(state(&after, "installed"), 1.0);
 }

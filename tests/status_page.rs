@@ -113,7 +113,11 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let ready = match http.get(format!("{base}/status")).send().await {
-                Ok(r) => r.json::<Value>().await.ok().map(|v| v["value"]["ready"] == true),
+                Ok(r) => r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .map(|v| v["value"]["ready"] == true),
                 Err(_) => None,
             };
             if ready == Some(true) {
@@ -384,7 +388,11 @@ async fn the_status_page_shows_states_live_and_reimages_with_the_token() {
     b.accept_confirm("Reinstall w2").await;
     let said = b.wait_notice("operator token").await;
     assert!(said.contains("operator-token"), "{said}");
-    assert_eq!(api_state(&s, "w2"), "joined", "a refused reimage changes nothing");
+    assert_eq!(
+        api_state(&s, "w2"),
+        "joined",
+        "a refused reimage changes nothing"
+    );
     assert_eq!(b.state_of("w2").await.as_deref(), Some("joined"));
 
     // Paste the token once, confirm again: the machine flips to reimage-pending.
@@ -418,7 +426,11 @@ async fn the_status_page_shows_states_live_and_reimages_with_the_token() {
     }
     b.call("POST", "/alert/dismiss", json!({})).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(api_state(&s, "w1"), "installed", "a cancelled reimage changes nothing");
+    assert_eq!(
+        api_state(&s, "w1"),
+        "installed",
+        "a cancelled reimage changes nothing"
+    );
     b.screenshot("status-page-after-reimage.png").await;
 
     // On a phone-sized window the rows become cards (no table header).
@@ -427,7 +439,11 @@ async fn the_status_page_shows_states_live_and_reimages_with_the_token() {
     let header = b
         .script("return getComputedStyle(document.querySelector('thead')).display;")
         .await;
-    assert_eq!(header, json!("none"), "the phone layout hides the table header");
+    assert_eq!(
+        header,
+        json!("none"),
+        "the phone layout hides the table header"
+    );
     let wide = b
         .script("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
         .await;
@@ -453,9 +469,21 @@ fn writes_without_the_operator_token_are_refused_with_401_and_change_nothing() {
     let reload = format!("{}/api/v1/reload", s.http);
     for (what, url, auth) in [
         ("reimage without a token", &reimage, None),
-        ("reimage with a wrong token", &reimage, Some("Bearer 0123456789abcdef")),
-        ("reimage with the install token", &reimage, Some(&*format!("Bearer {w1}"))),
-        ("reimage with a non-bearer header", &reimage, Some("Basic b3BlcmF0b3I6eA==")),
+        (
+            "reimage with a wrong token",
+            &reimage,
+            Some("Bearer 0123456789abcdef"),
+        ),
+        (
+            "reimage with the install token",
+            &reimage,
+            Some(&*format!("Bearer {w1}")),
+        ),
+        (
+            "reimage with a non-bearer header",
+            &reimage,
+            Some("Basic b3BlcmF0b3I6eA=="),
+        ),
         ("reload without a token", &reload, None),
     ] {
         let mut args = vec!["-X", "POST", url.as_str(), "-H"];
@@ -516,7 +544,10 @@ fn machines_watch_and_events_show_the_same_view_in_the_terminal() {
     let _ = watch.kill();
     let out = watch.wait_with_output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(!text.contains('\x1b'), "escape codes on a non-terminal:\n{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "escape codes on a non-terminal:\n{text}"
+    );
     let frames: Vec<&str> = text.split("--- ").filter(|f| !f.is_empty()).collect();
     assert!(frames.len() >= 2, "not refreshed:\n{text}");
     let frame = frames[0];

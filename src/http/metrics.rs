@@ -10,7 +10,10 @@ use axum::response::{IntoResponse, Response};
 pub async fn metrics(axum::extract::State(app): AppState) -> Result<Response, HttpError> {
     let gauges = status::gauges(&app)?;
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         crate::metrics::render(&gauges),
     )
         .into_response())

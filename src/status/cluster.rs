@@ -84,3 +84,99 @@ impl ClusterSummary {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mac::MacAddr;
+
+    const CONFIG: &str = r#"
+[server]
+address = "10.55.0.1"
+http_port = 8080
+data_dir = "/tmp/unused"
+[dhcp]
+mode = "authoritative"
+subnet = "10.55.0.0/24"
+pool = "10.55.0.200-10.55.0.202"
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+"#;
+
+    fn row(n: u8, role: Role, state: State) -> MachineRow {
+        MachineRow {
+            hostname: Some(format!("m{n}")),
+            mac: MacAddr([0x52, 0x54, 0, 0, 0, n]),
+            role: Some(role.to_string()),
+            platform: None,
+            ip: None,
+            state,
+            last_seen: None,
+            last_event: None,
+            progress: None,
+            failure: None,
+        }
+    }
+
+    fn config() -> Config {
+        let mut text = CONFIG.to_string();
+        for (n, role) in [
+            (11, "control-plane"),
+            (12, "control-plane"),
+            (13, "control-plane"),
+            (21, "load-balancer"),
+        ] {
+            text.push_str(&format!(
+                "[[machine]]\nmac = \"52:54:00:00:00:{n}\"\nhostname = \"m{n}\"\nrole = \"{role}\"\nip = \"10.55.0.{n}\"\n"
+            ));
+        }
+        crate::config::parse(&text).unwrap().0
+    }
+
+    #[test]
+    fn quorum_follows_the_joined_control_planes() {
+        let config = config();
+        let mut rows = vec![
+            row(11, Role::ControlPlane, State::Joined),
+            row(12, Role::ControlPlane, State::Installing),
+            row(13, Role::ControlPlane, State::Configured),
+            row(21, Role::LoadBalancer, State::Joined),
+            row(31, Role::Worker, State::Installed),
+        ];
+        let s = summary(&config, &rows);
+        assert_eq!(
+            (s.control_planes.joined, s.control_planes.configured),
+            (1, 3)
+        );
+        assert_eq!(s.quorum, 2, "3 members need 2");
+        assert!(!s.has_quorum);
+        assert_eq!(
+            s.load_balancers,
+            Some(Joined {
+                joined: 1,
+                configured: 1
+            })
+        );
+        assert_eq!(
+            s.workers,
+            Joined {
+                joined: 0,
+                configured: 1
+            }
+        );
+        assert_eq!(s.vip, "10.55.0.100:6443");
+
+        rows[1].state = State::Joined;
+        let s = summary(&config, &rows);
+        assert!(s.has_quorum);
+        assert_eq!(
+            s.tolerates, 0,
+            "2 of 3 joined: one more failure loses quorum"
+        );
+        rows[2].state = State::Joined;
+        assert_eq!(summary(&config, &rows).tolerates, 1);
+        assert!(summary(&config, &rows).lines()[1].contains("3/3 joined: quorum held"));
+    }
+}

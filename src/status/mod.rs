@@ -138,7 +138,12 @@ pub fn gauges(app: &App) -> anyhow::Result<Gauges> {
     let rows = machine_rows(app, &config)?;
     let machines_by_state = STATES
         .iter()
-        .map(|s| (s.name(), rows.iter().filter(|r| r.state == *s).count() as u64))
+        .map(|s| {
+            (
+                s.name(),
+                rows.iter().filter(|r| r.state == *s).count() as u64,
+            )
+        })
         .collect();
     let pools = pools::usage(
         &config,

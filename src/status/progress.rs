@@ -177,12 +177,20 @@ mod tests {
     fn a_reimage_starts_a_new_install() {
         let events = vec![
             ev(10, INSTALLER_PROGRESS, "start x/stage-curthooks"),
-            ev(20, FIRSTBOOT_FAILED, "first boot failed at step kubeadm-join; see log"),
+            ev(
+                20,
+                FIRSTBOOT_FAILED,
+                "first boot failed at step kubeadm-join; see log",
+            ),
             ev(30, REIMAGE, "operator requested a reinstall"),
             ev(40, INSTALLER_PROGRESS, "start subiquity/Early"),
         ];
         assert_eq!(install_started(&events), Some(40));
-        assert_eq!(failure(&events), None, "the old failure belongs to the old install");
+        assert_eq!(
+            failure(&events),
+            None,
+            "the old failure belongs to the old install"
+        );
         assert_eq!(progress(State::Installing, &events).unwrap().percent, 10);
     }
 
@@ -191,7 +199,11 @@ mod tests {
         let mut events = vec![
             ev(10, INSTALLER_PROGRESS, "start subiquity/Early"),
             ev(11, INSTALL_FINISHED, "installer reported success"),
-            ev(20, FIRSTBOOT_FAILED, "first boot failed at step kubeadm-join; see log"),
+            ev(
+                20,
+                FIRSTBOOT_FAILED,
+                "first boot failed at step kubeadm-join; see log",
+            ),
             ev(20, FAILURE_LOG, "line 1\nerror: join timed out"),
         ];
         let f = failure(&events).unwrap();
