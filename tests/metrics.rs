@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -20,8 +20,10 @@ const PROBE_LEN: usize = 100_000;
 /// Debian's interpreter, where `python3-prometheus-client` installs.
 const PYTHON: &str = "/usr/bin/python3";
 
-/// One sample: metric name and sorted labels → value.
-type Samples = BTreeMap<(String, Vec<(String, String)>), f64>;
+/// A series: metric name and its labels, sorted.
+type Series = (String, Vec<(String, String)>);
+/// One scrape: series → value.
+type Samples = BTreeMap<Series, f64>;
 
 /// Parses the exposition with `prometheus_client`'s text parser.
 fn parse(text: &str) -> Samples {
@@ -53,9 +55,12 @@ print(json.dumps(out))
         "the Prometheus parser rejected /metrics: {}\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<(String, Vec<(String, String)>, f64)> =
-        serde_json::from_slice(&out.stdout).unwrap();
-    rows.into_iter().map(|(n, l, v)| ((n, l), v)).collect()
+    let rows: Vec<(Series, f64)> = serde_json::from_slice::<Vec<(String, Value, f64)>>(&out.stdout)
+        .unwrap()
+        .into_iter()
+        .map(|(name, labels, v)| ((name, serde_json::from_value(labels).unwrap()), v))
+        .collect();
+    rows.into_iter().collect()
 }
 
 /// `promtool check metrics`: the exposition parses and passes its lint.
@@ -82,7 +87,7 @@ fn promtool_check(text: &str) {
     );
 }
 
-fn key(name: &str, labels: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+fn key(name: &str, labels: &[(&str, &str)]) -> Series {
     let mut l: Vec<(String, String)> = labels
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
