@@ -58,7 +58,8 @@ pub fn machine_rows(app: &App, config: &Config) -> anyhow::Result<Vec<MachineRow
     let leases = app.store.leases()?;
     let record = |mac: MacAddr| records.iter().find(|r| r.mac == mac);
     let with_history = |mut row: MachineRow| -> anyhow::Result<MachineRow> {
-        if record(row.mac).is_some() {
+        // A machine without any event (most discovered ones) has no history to read.
+        if record(row.mac).is_some_and(|r| r.last_event.is_some()) {
             let events = app.store.events(row.mac, HISTORY)?;
             row.progress = progress::progress(row.state, &events);
             row.failure = progress::failure(&events);
