@@ -82,10 +82,7 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
             .await
             .context("DHCP socket receive failed")?;
         let handled = server.handle(&buf[..len], from, unix_now());
-        crate::metrics::dhcp_packet(
-            parse(&buf[..len]).ok().map(|r| r.msg_type),
-            handled.as_ref(),
-        );
+        crate::metrics::dhcp_packet(&buf[..len], handled.as_ref());
         let Some(outcome) = handled else {
             continue;
         };
