@@ -319,3 +319,23 @@ pub async fn reload(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_log_keeps_its_end_from_a_line_start() {
+        assert_eq!(log_tail(b""), None);
+        assert_eq!(log_tail(b" \n\n"), None);
+        assert_eq!(log_tail(b"one\ntwo\n").as_deref(), Some("one\ntwo"));
+        let mut long = String::new();
+        for i in 0..2000 {
+            long.push_str(&format!("line {i} é\n"));
+        }
+        let tail = log_tail(long.as_bytes()).unwrap();
+        assert!(tail.len() <= LOG_TAIL_BYTES, "{}", tail.len());
+        assert!(tail.starts_with("line "), "starts at a whole line");
+        assert!(tail.ends_with("line 1999 é"));
+    }
+}
