@@ -145,6 +145,11 @@ pub fn tftp_refused(code: ErrorCode) {
     add(TFTP_TRANSFERS, &[("outcome", label)], 1);
 }
 
+/// A TFTP read request refused because the most transfers are already running.
+pub fn tftp_busy() {
+    add(TFTP_TRANSFERS, &[("outcome", "refused-busy")], 1);
+}
+
 /// One HTTP request answered. `route` is the route's pattern, never the raw
 /// path, so that MACs and file names do not each make a new series.
 pub fn http_request(route: &str, method: &str, status: u16) {

@@ -84,6 +84,7 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
                     tracing::warn!(%client, file = request.filename,
                         "TFTP read refused: {MAX_TRANSFERS} transfers already running");
+                    crate::metrics::tftp_busy();
                     packet::encode_error(&mut reply, ErrorCode::NotDefined, "server busy");
                     let _ = socket.send_to(&reply, client).await;
                     continue;
