@@ -338,6 +338,13 @@ async fn the_status_page_shows_states_live_and_reimages_with_the_token() {
         &w1,
         "subiquity/Install/install/curtin_install/stage-extract",
     );
+    // What a machine reports is shown as text, never run as HTML.
+    let hostile = json!({"name": "subiquity/Early", "event_type": "finish",
+        "result": "WARN", "description": "<img id=pwned src=x onerror=\"window.pwned=1\">"});
+    assert_eq!(
+        callback(&s, W1, "events", &w1, Some(&hostile.to_string())),
+        204
+    );
     // w2: installed and joined.
     installer_event(&s, W2, &w2, "subiquity/Early");
     assert_eq!(callback(&s, W2, "installed", &w2, None), 204);
@@ -367,6 +374,29 @@ async fn the_status_page_shows_states_live_and_reimages_with_the_token() {
     ] {
         assert!(page.contains(want), "the page lacks {want:?}:\n{page}");
     }
+    assert!(
+        page.contains("<img id=pwned"),
+        "the description is shown as text"
+    );
+    assert_eq!(
+        b.script("return [document.getElementById('pwned'), window.pwned || null];")
+            .await,
+        json!([null, null]),
+        "a machine's event became HTML"
+    );
+    // Everything the page loaded came from bootherd itself.
+    let loaded = b
+        .script("return performance.getEntriesByType('resource').map(e => e.name);")
+        .await;
+    let loaded: Vec<String> = serde_json::from_value(loaded).unwrap();
+    assert!(
+        loaded.iter().any(|u| u.ends_with("/ui/status.js")),
+        "{loaded:?}"
+    );
+    assert!(
+        loaded.iter().all(|u| u.starts_with(&s.http)),
+        "the page fetched from elsewhere: {loaded:?}"
+    );
     b.screenshot("status-page.png").await;
 
     // A live change: no reload (a marker on `window` survives), within a second.
