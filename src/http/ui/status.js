@@ -128,13 +128,18 @@ $("token-form").addEventListener("submit", (ev) => {
   notice("Operator token saved in this browser. Press Reimage again.");
 });
 
+// The last view received, and when: "3m ago" keeps counting between updates.
+let latest = null;
+let receivedAt = 0;
+
 function connect() {
   const live = $("live");
   const source = new EventSource("/api/v1/status/stream");
   source.addEventListener("overview", (ev) => {
-    const o = JSON.parse(ev.data);
-    renderCluster(o.cluster);
-    renderMachines(o);
+    latest = JSON.parse(ev.data);
+    receivedAt = Date.now();
+    renderCluster(latest.cluster);
+    renderMachines(latest);
     live.textContent = "live";
     live.classList.remove("off");
   });
@@ -146,3 +151,9 @@ function connect() {
 }
 
 connect();
+setInterval(() => {
+  if (latest) {
+    const elapsed = Math.floor((Date.now() - receivedAt) / 1000);
+    renderMachines(Object.assign({}, latest, { now: latest.now + elapsed }));
+  }
+}, 10000);
