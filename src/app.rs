@@ -20,6 +20,8 @@ pub struct App {
     data_dir_override: Option<PathBuf>,
     pub store: Arc<dyn Store>,
     pub renderer: Renderer,
+    /// Pis seen by DHCP (serial and address → MAC), for TFTP's Pi requests.
+    pub pis: crate::pi::Sightings,
 }
 
 impl App {
@@ -36,6 +38,7 @@ impl App {
             data_dir_override,
             store,
             renderer,
+            pis: crate::pi::Sightings::default(),
         }
     }
 

@@ -3,3 +3,8 @@
 //! installer that writes Ubuntu's preinstalled raspi image to its disk.
 
 pub mod installer;
+mod serial;
+mod sightings;
+
+pub use serial::{BadSerial, Serial};
+pub use sightings::Sightings;
