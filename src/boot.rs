@@ -90,7 +90,10 @@ pub enum NoBootReason {
     /// bootloader (UEFI firmware, iPXE): Pis are only installed through it.
     PiNeedsItsBootloader,
     /// The Pi bootloader of one model answered for a machine configured as another.
-    PiModelMismatch { configured: Platform, client: PiModel },
+    PiModelMismatch {
+        configured: Platform,
+        client: PiModel,
+    },
     /// The client's CPU does not match the machine's configured platform.
     PlatformMismatch { configured: Platform, client: Cpu },
 }
@@ -191,12 +194,10 @@ fn decide_pi(machine: &Machine, state: State, client: &Client) -> BootAction {
     };
     match client.pi {
         None => BootAction::NoBoot(NoBootReason::PiNeedsItsBootloader),
-        Some(model) if model != configured => {
-            BootAction::NoBoot(NoBootReason::PiModelMismatch {
-                configured: machine.platform,
-                client: model,
-            })
-        }
+        Some(model) if model != configured => BootAction::NoBoot(NoBootReason::PiModelMismatch {
+            configured: machine.platform,
+            client: model,
+        }),
         Some(model) if state.install_due() => BootAction::PiInstall(model),
         Some(_) => BootAction::NoBoot(NoBootReason::PiInstalled),
     }
@@ -336,7 +337,10 @@ mod tests {
 
     #[test]
     fn a_pi_is_installed_while_due_and_left_to_its_disk_after() {
-        for (platform, model) in [(Platform::Rpi4, PiModel::Pi4), (Platform::Rpi5, PiModel::Pi5)] {
+        for (platform, model) in [
+            (Platform::Rpi4, PiModel::Pi4),
+            (Platform::Rpi5, PiModel::Pi5),
+        ] {
             let m = machine(platform);
             for (state, due) in [
                 (State::Configured, true),

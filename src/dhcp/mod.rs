@@ -472,17 +472,10 @@ impl Server {
 
     /// Boot fields for this client: classification → boot decision → encoding.
     /// A Pi bootloader's serial and `address` are remembered for TFTP.
-    fn boot_info(
-        &self,
-        req: &Request<'_>,
-        config: &Config,
-        address: Ipv4Addr,
-    ) -> Option<BootInfo> {
+    fn boot_info(&self, req: &Request<'_>, config: &Config, address: Ipv4Addr) -> Option<BootInfo> {
         let client = classify(req)?;
         if client.pi.is_some() {
-            let serial = req
-                .client_machine_id
-                .and_then(crate::pi::Serial::from_guid);
+            let serial = req.client_machine_id.and_then(crate::pi::Serial::from_guid);
             self.app.pis.record(req.mac, serial, address);
         }
         match self.app.decide(config, req.mac, &client) {

@@ -37,7 +37,8 @@ pub struct BootInfo {
 /// the 17-byte description "Raspberry Pi Boot", end (255). The bootloader
 /// only takes its TFTP server from a reply carrying this description (its
 /// `PXE_OPTION43` setting) together with option 60 `PXEClient`.
-pub const PI_OPTION_43: &[u8] = b"\x06\x01\x03\x0a\x04\x00PXE\x09\x14\x00\x00\x11Raspberry Pi Boot\xff";
+pub const PI_OPTION_43: &[u8] =
+    b"\x06\x01\x03\x0a\x04\x00PXE\x09\x14\x00\x00\x11Raspberry Pi Boot\xff";
 
 /// What the boot decision means on the wire for this client; `None` for no boot file.
 pub fn boot_info(action: &BootAction, client: &Client, config: &Config) -> Option<BootInfo> {

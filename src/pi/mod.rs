@@ -2,6 +2,7 @@
 //! TFTP (firmware, `config.txt`, `cmdline.txt`, kernel, initrd) and the
 //! installer that writes Ubuntu's preinstalled raspi image to its disk.
 
+pub mod boot_files;
 pub mod installer;
 mod serial;
 mod sightings;

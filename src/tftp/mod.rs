@@ -1,8 +1,8 @@
 //! The read-only TFTP server, bootherd's own engine on tokio.
 //!
 //! - `packet`   — the wire format: parse and encode requests, DATA, ACK, ERROR, OACK.
-//! - `handler`  — maps a requested name onto the boot-file namespace (`crate::bootfiles`).
-//! - `reader`   — a transfer's blocks, read from the file ahead in large chunks.
+//! - `handler`  — maps a requested name onto generated files (`crate::bootsource`) or the boot-file namespace (`crate::bootfiles`).
+//! - `reader`   — a transfer's blocks, read from its source ahead in large chunks.
 //! - `transfer` — one read transfer (options, windows, retransmission) as a task.
 //!
 //! Requests arrive on UDP port 69 (`[tftp] port`); each read request gets a
@@ -213,10 +213,10 @@ async fn serve_read(
     let client = request.client;
     let config = app.config();
     match transfer_socket(&config, local, client).await {
-        Ok(socket) => match handler::open(&config, client, &request.filename) {
-            Ok((file, size)) => {
+        Ok(socket) => match handler::open(&app, &config, client, &request.filename) {
+            Ok(source) => {
                 drop(config);
-                transfer::run(socket, request, file, size, cancelled).await;
+                transfer::run(socket, request, source, cancelled).await;
             }
             Err(code) => {
                 let mut reply = Vec::new();
