@@ -372,6 +372,44 @@ ip = "10.55.0.11"
     }
 
     #[test]
+    fn a_pi_gets_the_pi_menu_pxeclient_and_the_tftp_server_but_no_file() {
+        let cfg = config();
+        let pi = crate::boot::PiModel::Pi4.bootloader();
+        let info = boot_info(&BootAction::PiInstall(crate::boot::PiModel::Pi4), &pi, &cfg).unwrap();
+        assert_eq!(info.vendor_specific, Some(PI_OPTION_43));
+        assert_eq!(PI_OPTION_43.len(), 32);
+        assert_eq!(&PI_OPTION_43[14..31], b"Raspberry Pi Boot");
+        assert_eq!(info.vendor_class, Some("PXEClient"));
+        let req_bytes = request_bytes(1, [0xdc, 0xa6, 0x32, 1, 2, 3], &[(93, &[0, 0])]);
+        let req = parse(&req_bytes).unwrap();
+        let reply = Reply {
+            kind: MessageType::Offer,
+            address: Ipv4Addr::new(10, 55, 0, 31),
+            lease_secs: Some(3600),
+            hostname: None,
+            boot: Some(&info),
+        };
+        let mut out = Vec::new();
+        assert!(encode(&req, &reply, &cfg, &mut out));
+        let m = decode(&out);
+        assert_eq!(m.siaddr(), Ipv4Addr::new(10, 55, 0, 1));
+        assert_eq!(m.fname(), None, "the Pi reads no boot file name");
+        let o = m.opts();
+        assert_eq!(o.get(OptionCode::BootfileName), None);
+        assert_eq!(
+            o.get(OptionCode::VendorExtensions),
+            Some(&DhcpOption::VendorExtensions(PI_OPTION_43.to_vec()))
+        );
+        assert_eq!(
+            o.get(OptionCode::TFTPServerName),
+            Some(&DhcpOption::TFTPServerName(b"10.55.0.1".to_vec()))
+        );
+        // Nothing for an installed Pi.
+        let installed = BootAction::NoBoot(NoBootReason::PiInstalled);
+        assert_eq!(boot_info(&installed, &pi, &cfg), None);
+    }
+
+    #[test]
     fn option_55_is_honoured_but_pxe_essentials_always_go_out() {
         let cfg = config();
         let req_bytes = request_bytes(3, MAC, &[(55, &[1, 6])]);

@@ -38,6 +38,15 @@ pub const PI5_DEFAULT_KERNEL: &str = "kernel_2712.img";
 const KERNEL_PATHS: [&str; 2] = ["vmlinuz", "current/vmlinuz"];
 const INITRD_PATHS: [&str; 2] = ["initrd.img", "current/initrd.img"];
 
+/// The files of the extracted boot partition a Pi's install boot cannot
+/// do without (DTBs and overlays vary by board and are optional).
+pub fn required_files(model: PiModel) -> &'static [&'static str] {
+    match model {
+        PiModel::Pi4 => &["start4.elf", "fixup4.dat", KERNEL, INITRD],
+        PiModel::Pi5 => &[KERNEL, INITRD],
+    }
+}
+
 /// The extracted boot partition of the raspi image for `os`, if the
 /// catalog has one (`<data_dir>/images/ubuntu-24.04-raspi/boot/`).
 pub fn raspi_boot_dir(config: &Config, os: Os) -> Option<PathBuf> {
@@ -195,4 +204,45 @@ pub fn render_config(app: &App, machine: &Machine, model: PiModel) -> anyhow::Re
     ctx.insert("kernel", KERNEL);
     ctx.insert("initramfs", INITRD);
     app.renderer.render("pi/config.txt", &ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_serial_prefix_is_8_hex_digits_and_a_name() {
+        assert_eq!(
+            split_serial("9ffefdef/start4.elf"),
+            Some((Serial(0x9ffe_fdef), "start4.elf"))
+        );
+        assert_eq!(
+            split_serial("9ffefdef/overlays/a.dtbo"),
+            Some((Serial(0x9ffe_fdef), "overlays/a.dtbo"))
+        );
+        for not_prefixed in [
+            "start4.elf",
+            "9ffefde/x",
+            "9ffefdef0/x",
+            "9ffefdef/",
+            "pi/x",
+        ] {
+            assert_eq!(split_serial(not_prefixed), None, "{not_prefixed}");
+        }
+    }
+
+    #[test]
+    fn firmware_names_a_pi_5_does_not_get() {
+        for name in ["start4.elf", "start4cd.elf", "fixup4.dat", "fixup4x.dat"] {
+            assert!(is_vc_firmware(name), "{name}");
+        }
+        for name in [
+            "vmlinuz",
+            "bcm2712-rpi-5-b.dtb",
+            "config.txt",
+            "overlays/start.dtbo",
+        ] {
+            assert!(!is_vc_firmware(name), "{name}");
+        }
+    }
 }
