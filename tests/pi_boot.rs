@@ -347,6 +347,11 @@ fn pi_dhcp_answers_and_tftp_finds_the_pi_by_learned_serial_and_address() {
         .expect("the Pi 4's config.txt under its learned serial");
     let text = String::from_utf8(pi4_config).unwrap();
     assert!(text.contains("pi4 (Raspberry Pi 4)"), "{text}");
+    assert_eq!(
+        server.cli(&["render", "--mac", PI4_MAC, "pi-config"]),
+        text,
+        "`bootherd render` shows what TFTP serves"
+    );
     assert!(text.contains("\nkernel=vmlinuz\n"), "{text}");
     assert_eq!(
         tftp_from(&lan, "10.55.0.77", &format!("{PI4_SERIAL:08x}/fixup4.dat")),
