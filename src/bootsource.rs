@@ -126,10 +126,22 @@ pub enum Claim {
     NotMine,
 }
 
+/// A generator: claims the names it makes for this client, or passes.
+pub type Generator = fn(&App, &Config, Ipv4Addr, &str) -> Claim;
+
+/// Every generator, asked in order; the first that claims a name answers it.
+const GENERATORS: &[Generator] = &[crate::pi::boot_files::claim];
+
 /// Maps a requested name from the client at `client` onto generated
 /// content. `config` is the config in force for this request.
 pub fn generated(app: &App, config: &Config, client: Ipv4Addr, name: &str) -> Claim {
-    crate::pi::boot_files::claim(app, config, client, name)
+    for generate in GENERATORS {
+        match generate(app, config, client, name) {
+            Claim::NotMine => continue,
+            claimed => return claimed,
+        }
+    }
+    Claim::NotMine
 }
 
 #[cfg(test)]
