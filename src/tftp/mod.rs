@@ -213,17 +213,31 @@ async fn serve_read(
     let client = request.client;
     let config = app.config();
     match transfer_socket(&config, local, client).await {
-        Ok(socket) => match handler::open(&app, &config, client, &request.filename) {
-            Ok(source) => {
-                drop(config);
-                transfer::run(socket, request, source, cancelled).await;
+        Ok(socket) => {
+            // Generated files may render templates, write the store or build
+            // an archive: that runs off this thread, which meanwhile keeps
+            // sending other transfers' blocks.
+            let opened = {
+                let (app, config, name) = (app.clone(), config.clone(), request.filename.clone());
+                tokio::task::spawn_blocking(move || handler::open(&app, &config, client, &name))
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::error!(%client, "TFTP: opening {} failed: {e}", request.filename);
+                        Err(ErrorCode::NotDefined)
+                    })
+            };
+            match opened {
+                Ok(source) => {
+                    drop(config);
+                    transfer::run(socket, request, source, cancelled).await;
+                }
+                Err(code) => {
+                    let mut reply = Vec::new();
+                    packet::encode_error(&mut reply, code, code.message());
+                    let _ = socket.send(&reply).await;
+                }
             }
-            Err(code) => {
-                let mut reply = Vec::new();
-                packet::encode_error(&mut reply, code, code.message());
-                let _ = socket.send(&reply).await;
-            }
-        },
+        }
         Err(e) => tracing::warn!(%client, "TFTP: cannot open a transfer socket: {e}"),
     }
     let mut r = running.lock().unwrap_or_else(|p| p.into_inner());
