@@ -89,11 +89,6 @@ pub enum NoBootReason {
     /// A configured Pi asked through something other than its EEPROM
     /// bootloader (UEFI firmware, iPXE): Pis are only installed through it.
     PiNeedsItsBootloader,
-    /// The Pi bootloader of one model answered for a machine configured as another.
-    PiModelMismatch {
-        configured: Platform,
-        client: PiModel,
-    },
     /// The client's CPU does not match the machine's configured platform.
     PlatformMismatch { configured: Platform, client: Cpu },
 }
@@ -107,10 +102,6 @@ impl fmt::Display for NoBootReason {
             }
             NoBootReason::PiNeedsItsBootloader => f.write_str(
                 "configured as a Raspberry Pi, but not asking through the Pi bootloader",
-            ),
-            NoBootReason::PiModelMismatch { configured, client } => write!(
-                f,
-                "configured as platform {configured} but the bootloader is a {client:?}; fix `platform` in the config"
             ),
             NoBootReason::PlatformMismatch { configured, client } => {
                 write!(f, "configured as platform {configured} but the client is {client:?}; fix `platform` in the config")
@@ -180,7 +171,11 @@ pub fn decide(machine: Option<(&Machine, State)>, client: &Client) -> BootAction
 }
 
 /// A Pi: its bootloader is answered while its install is due and left
-/// alone once installed; anything else asking for it gets nothing.
+/// alone once installed; anything else asking for it gets nothing. The
+/// model is the configured one, not the one the client reports: without
+/// option 97 the model is only guessed from the MAC's OUI (the same OUIs
+/// appear on Pi 4 and Pi 5 boards), and both models get the same DHCP
+/// answer and install the same Ubuntu image.
 fn decide_pi(machine: &Machine, state: State, client: &Client) -> BootAction {
     let configured = match machine.platform {
         Platform::Rpi4 => PiModel::Pi4,
@@ -194,11 +189,7 @@ fn decide_pi(machine: &Machine, state: State, client: &Client) -> BootAction {
     };
     match client.pi {
         None => BootAction::NoBoot(NoBootReason::PiNeedsItsBootloader),
-        Some(model) if model != configured => BootAction::NoBoot(NoBootReason::PiModelMismatch {
-            configured: machine.platform,
-            client: model,
-        }),
-        Some(model) if state.install_due() => BootAction::PiInstall(model),
+        Some(_) if state.install_due() => BootAction::PiInstall(configured),
         Some(_) => BootAction::NoBoot(NoBootReason::PiInstalled),
     }
 }
@@ -368,14 +359,11 @@ mod tests {
             decide(Some((&x86, State::Configured)), &PiModel::Pi4.bootloader()),
             BootAction::NoBoot(NoBootReason::PlatformMismatch { .. })
         ));
-        // Configured rpi4, the bootloader says Pi 5.
+        // Configured rpi4, and the OUI guess says Pi 5: the configured model.
         let pi4 = machine(Platform::Rpi4);
         assert_eq!(
             decide(Some((&pi4, State::Configured)), &PiModel::Pi5.bootloader()),
-            BootAction::NoBoot(NoBootReason::PiModelMismatch {
-                configured: Platform::Rpi4,
-                client: PiModel::Pi5
-            })
+            BootAction::PiInstall(PiModel::Pi4)
         );
         // A configured Pi asking as x86 BIOS, iPXE or UEFI: nothing.
         for c in [

@@ -37,6 +37,7 @@ const PI5_MAC: &str = "2c:cf:67:aa:bb:02";
 const PI4_INSTALLED_MAC: &str = "dc:a6:32:aa:bb:03";
 const X86_MAC: &str = "52:54:00:aa:00:41";
 const UNKNOWN_PI_MAC: &str = "dc:a6:32:aa:bb:09";
+const OLD_GUID_PI5_MAC: &str = "d8:3a:dd:aa:bb:05";
 const PI4_SERIAL: u32 = 0x1a2b_3c4d;
 const PI5_SERIAL: u32 = 0x5e6f_7081;
 
@@ -267,6 +268,7 @@ fn pi_dhcp_answers_and_tftp_finds_the_pi_by_learned_serial_and_address() {
         pi_machine(PI4_MAC, "pi4", "10.55.0.31", "rpi4", None),
         pi_machine(PI5_MAC, "pi5", "10.55.0.32", "rpi5", None),
         pi_machine(PI4_INSTALLED_MAC, "pidone", "10.55.0.33", "rpi4", None),
+        pi_machine(OLD_GUID_PI5_MAC, "piold", "10.55.0.35", "rpi5", None),
     ]
     .concat();
     let lan = Lan::new("pi", "10.55.0.1/24");
@@ -295,6 +297,16 @@ fn pi_dhcp_answers_and_tftp_finds_the_pi_by_learned_serial_and_address() {
     let (offer, ack) = dora(&lan, 0x5000, PI5_MAC, &pxe_options(Some(pi5_guid)));
     for (m, what) in [(&offer, "Pi 5 OFFER"), (&ack, "Pi 5 ACK")] {
         assert_eq!(m.yiaddr(), Ipv4Addr::new(10, 55, 0, 32), "{what}");
+        assert_pi_answer(m, what);
+    }
+
+    // A bootloader set to the old option 97 (`DHCP_OPTION97=0`: the serial
+    // four times) is recognised by its Raspberry Pi OUI, and answered as
+    // the model its config says.
+    let old_guid = [0x81, 0x70, 0x6f, 0x5e].repeat(4);
+    let (offer, ack) = dora(&lan, 0x0500, OLD_GUID_PI5_MAC, &pxe_options(Some(old_guid)));
+    for (m, what) in [(&offer, "old-GUID Pi OFFER"), (&ack, "old-GUID Pi ACK")] {
+        assert_eq!(m.yiaddr(), Ipv4Addr::new(10, 55, 0, 35), "{what}");
         assert_pi_answer(m, what);
     }
 
@@ -377,6 +389,16 @@ fn pi_dhcp_answers_and_tftp_finds_the_pi_by_learned_serial_and_address() {
     let pi5_config =
         String::from_utf8(tftp_from(&lan, "10.55.0.32", "config.txt").unwrap()).unwrap();
     assert!(pi5_config.contains("pi5 (Raspberry Pi 5)"), "{pi5_config}");
+    // The Pi without a serial in its option 97 is found by its address.
+    lan.client
+        .ip(&["addr", "add", "10.55.0.35/24", "dev", "cl0"]);
+    let old_config =
+        String::from_utf8(tftp_from(&lan, "10.55.0.35", "config.txt").unwrap()).unwrap();
+    assert!(
+        old_config.contains("piold (Raspberry Pi 5)"),
+        "{old_config}"
+    );
+    assert_eq!(tftp_from(&lan, "10.55.0.35", "start4.elf"), Err(1));
     // The installed Pi is sent away fast, even under its reserved address.
     lan.client
         .ip(&["addr", "add", "10.55.0.33/24", "dev", "cl0"]);
