@@ -379,6 +379,23 @@ fn pi_dhcp_answers_and_tftp_finds_the_pi_by_learned_serial_and_address() {
         tftp_from(&lan, "10.55.0.77", &pi5_dtb),
         Ok(std::fs::read(boot.join("bcm2712-rpi-5-b.dtb")).unwrap())
     );
+    // Ubuntu's kernel under the Pi 5 firmware's default name, for the Pi 5 only.
+    assert_eq!(
+        tftp_from(
+            &lan,
+            "10.55.0.77",
+            &format!("{PI5_SERIAL:08x}/kernel_2712.img")
+        ),
+        Ok(std::fs::read(boot.join("vmlinuz")).unwrap())
+    );
+    assert_eq!(
+        tftp_from(
+            &lan,
+            "10.55.0.77",
+            &format!("{PI4_SERIAL:08x}/kernel_2712.img")
+        ),
+        Err(1)
+    );
     // A serial that is not ours: not found, so the Pi falls back to the root.
     assert_eq!(tftp_from(&lan, "10.55.0.77", "0badf00d/start4.elf"), Err(1));
     // At the root, the address DHCP gave maps to the Pi; another address gets
