@@ -24,6 +24,8 @@ pub struct App {
     /// Live views (the status page's stream) subscribe here.
     pub changes: Changes,
     pub renderer: Renderer,
+    /// Pis seen by DHCP (serial and address → MAC), for TFTP's Pi requests.
+    pub pis: crate::pi::Sightings,
 }
 
 impl App {
@@ -42,6 +44,7 @@ impl App {
             store: Arc::new(Announcing::new(store, changes.clone())),
             changes,
             renderer,
+            pis: crate::pi::Sightings::default(),
         }
     }
 

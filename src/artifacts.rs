@@ -70,7 +70,7 @@ pub fn ipxe_script(
             ctx.insert("reason", &reason.to_string());
             app.renderer.render("ipxe/noboot.ipxe", &ctx)?
         }
-        BootAction::Chainload(_) | BootAction::IpxeScript => {
+        BootAction::Chainload(_) | BootAction::IpxeScript | BootAction::PiInstall(_) => {
             ctx.insert(
                 "reason",
                 "the boot script was asked for by a client that is not iPXE",

@@ -83,8 +83,12 @@ impl BootProgram {
 pub enum NoBootReason {
     /// The MAC is not in the inventory: it gets a lease and nothing else.
     UnknownMachine,
-    /// A Raspberry Pi bootloader: it must never get an x86 boot program.
-    RaspberryPiNotSupported,
+    /// A Pi whose install is done: silence sends its bootloader on to its
+    /// disk (the next mode in its BOOT_ORDER).
+    PiInstalled,
+    /// A configured Pi asked through something other than its EEPROM
+    /// bootloader (UEFI firmware, iPXE): Pis are only installed through it.
+    PiNeedsItsBootloader,
     /// The client's CPU does not match the machine's configured platform.
     PlatformMismatch { configured: Platform, client: Cpu },
 }
@@ -93,9 +97,12 @@ impl fmt::Display for NoBootReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NoBootReason::UnknownMachine => f.write_str("not in the inventory"),
-            NoBootReason::RaspberryPiNotSupported => {
-                f.write_str("Raspberry Pi netboot is not served yet")
+            NoBootReason::PiInstalled => {
+                f.write_str("installed Raspberry Pi: left to boot its disk")
             }
+            NoBootReason::PiNeedsItsBootloader => f.write_str(
+                "configured as a Raspberry Pi, but not asking through the Pi bootloader",
+            ),
             NoBootReason::PlatformMismatch { configured, client } => {
                 write!(f, "configured as platform {configured} but the client is {client:?}; fix `platform` in the config")
             }
@@ -120,19 +127,21 @@ pub enum BootAction {
     },
     /// Boot script: leave the network boot and start the local disk.
     LocalDisk(Firmware),
+    /// A Pi's bootloader, install due: the Pi PXE answer at DHCP time, then
+    /// its firmware, `config.txt`, `cmdline.txt`, kernel and installer initrd
+    /// over TFTP.
+    PiInstall(PiModel),
 }
 
 /// The boot decision. `machine` is the inventory entry with its lifecycle
 /// state, `None` for a MAC that is not configured.
 pub fn decide(machine: Option<(&Machine, State)>, client: &Client) -> BootAction {
-    let configured_pi =
-        machine.is_some_and(|(m, _)| matches!(m.platform, Platform::Rpi4 | Platform::Rpi5));
-    if client.pi.is_some() || configured_pi {
-        return BootAction::NoBoot(NoBootReason::RaspberryPiNotSupported);
-    }
     let Some((machine, state)) = machine else {
         return BootAction::NoBoot(NoBootReason::UnknownMachine);
     };
+    if client.pi.is_some() || machine.platform.is_pi() {
+        return decide_pi(machine, state, client);
+    }
     let platform_cpu = match machine.platform {
         Platform::Amd64 => Cpu::X86_64,
         _ => Cpu::Arm64,
@@ -161,6 +170,52 @@ pub fn decide(machine: Option<(&Machine, State)>, client: &Client) -> BootAction
     }
 }
 
+/// A Pi: its bootloader is answered while its install is due and left
+/// alone once installed; anything else asking for it gets nothing. The
+/// model is the configured one, not the one the client reports: without
+/// option 97 the model is only guessed from the MAC's OUI (the same OUIs
+/// appear on Pi 4 and Pi 5 boards), and both models get the same DHCP
+/// answer and install the same Ubuntu image.
+fn decide_pi(machine: &Machine, state: State, client: &Client) -> BootAction {
+    let configured = match machine.platform {
+        Platform::Rpi4 => PiModel::Pi4,
+        Platform::Rpi5 => PiModel::Pi5,
+        other => {
+            return BootAction::NoBoot(NoBootReason::PlatformMismatch {
+                configured: other,
+                client: Cpu::Arm64,
+            })
+        }
+    };
+    match client.pi {
+        None => BootAction::NoBoot(NoBootReason::PiNeedsItsBootloader),
+        Some(_) if state.install_due() => BootAction::PiInstall(configured),
+        Some(_) => BootAction::NoBoot(NoBootReason::PiInstalled),
+    }
+}
+
+impl PiModel {
+    /// The model a Pi platform is.
+    pub fn of(platform: Platform) -> Option<PiModel> {
+        match platform {
+            Platform::Rpi4 => Some(PiModel::Pi4),
+            Platform::Rpi5 => Some(PiModel::Pi5),
+            Platform::Amd64 | Platform::Arm64 => None,
+        }
+    }
+
+    /// The client a Pi's bootloader is, as DHCP classifies it (and as TFTP,
+    /// which has no option 97, assumes for a configured Pi).
+    pub fn bootloader(self) -> Client {
+        Client {
+            firmware: Firmware::Bios,
+            cpu: Cpu::Arm64,
+            asker: Asker::FirmwarePxe,
+            pi: Some(self),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +230,7 @@ mod tests {
             platform,
             os: Os::Ubuntu2404,
             disk: None,
+            serial: None,
         }
     }
 
@@ -256,23 +312,74 @@ mod tests {
     }
 
     #[test]
-    fn unknown_machines_and_pis_get_no_boot_program() {
+    fn unknown_machines_get_no_boot_program() {
         for asker in [Asker::FirmwarePxe, Asker::IpxeDhcp, Asker::IpxeScript] {
             assert_eq!(
                 decide(None, &client(Firmware::Bios, asker)),
                 BootAction::NoBoot(NoBootReason::UnknownMachine)
             );
         }
-        let m = machine(Platform::Amd64);
-        let pi = Client {
-            pi: Some(PiModel::Pi4),
-            ..client(Firmware::Bios, Asker::FirmwarePxe)
-        };
+        // An unknown Pi gets an address only, like any unknown machine.
+        assert_eq!(
+            decide(None, &PiModel::Pi4.bootloader()),
+            BootAction::NoBoot(NoBootReason::UnknownMachine)
+        );
+    }
+
+    #[test]
+    fn a_pi_is_installed_while_due_and_left_to_its_disk_after() {
+        for (platform, model) in [
+            (Platform::Rpi4, PiModel::Pi4),
+            (Platform::Rpi5, PiModel::Pi5),
+        ] {
+            let m = machine(platform);
+            for (state, due) in [
+                (State::Configured, true),
+                (State::Installing, true),
+                (State::ReimagePending, true),
+                (State::Installed, false),
+                (State::Joined, false),
+            ] {
+                let got = decide(Some((&m, state)), &model.bootloader());
+                let want = if due {
+                    BootAction::PiInstall(model)
+                } else {
+                    BootAction::NoBoot(NoBootReason::PiInstalled)
+                };
+                assert_eq!(got, want, "{platform} {state:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_pi_never_gets_an_x86_program_and_mismatches_get_nothing() {
+        // A Pi bootloader answering for a machine configured as amd64.
+        let x86 = machine(Platform::Amd64);
         assert!(matches!(
-            decide(Some((&m, State::Configured)), &pi),
-            BootAction::NoBoot(_)
+            decide(Some((&x86, State::Configured)), &PiModel::Pi4.bootloader()),
+            BootAction::NoBoot(NoBootReason::PlatformMismatch { .. })
         ));
-        assert!(matches!(decide(None, &pi), BootAction::NoBoot(_)));
+        // Configured rpi4, and the OUI guess says Pi 5: the configured model.
+        let pi4 = machine(Platform::Rpi4);
+        assert_eq!(
+            decide(Some((&pi4, State::Configured)), &PiModel::Pi5.bootloader()),
+            BootAction::PiInstall(PiModel::Pi4)
+        );
+        // A configured Pi asking as x86 BIOS, iPXE or UEFI: nothing.
+        for c in [
+            client(Firmware::Bios, Asker::FirmwarePxe),
+            client(Firmware::Uefi, Asker::IpxeDhcp),
+            Client {
+                cpu: Cpu::Arm64,
+                ..client(Firmware::Uefi, Asker::FirmwarePxe)
+            },
+        ] {
+            assert_eq!(
+                decide(Some((&pi4, State::Configured)), &c),
+                BootAction::NoBoot(NoBootReason::PiNeedsItsBootloader),
+                "{c:?}"
+            );
+        }
     }
 
     #[test]

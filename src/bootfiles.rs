@@ -72,7 +72,15 @@ pub fn resolve(config: &Config, requested: &str) -> Result<PathBuf, BootFileErro
             .find(|p| p.is_file())
             .ok_or_else(not_found);
     }
-    let root = config.tftp.root.canonicalize().map_err(|_| not_found())?;
+    resolve_under(&config.tftp.root, requested)
+}
+
+/// Resolves a requested name to a regular file inside `root` (the boot
+/// directory, or another served tree such as the Pi boot files).
+pub fn resolve_under(root: &Path, requested: &str) -> Result<PathBuf, BootFileError> {
+    let clean = sanitize(requested)?;
+    let not_found = || BootFileError::NotFound(requested.to_string());
+    let root = root.canonicalize().map_err(|_| not_found())?;
     // Canonicalizing resolves symlinks: a link that leads out of the root is refused.
     let full = root.join(&clean).canonicalize().map_err(|_| not_found())?;
     if !full.starts_with(&root) {

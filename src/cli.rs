@@ -141,6 +141,8 @@ enum RenderWhat {
     Ipxe,
     UserData,
     MetaData,
+    /// A Raspberry Pi's `config.txt`, as TFTP serves it while its install is due.
+    PiConfig,
 }
 
 pub fn main() -> ExitCode {
@@ -467,6 +469,16 @@ fn render(
             let m = machine()?;
             due()?;
             artifacts::meta_data(&app, m)
+        }
+        RenderWhat::PiConfig => {
+            let m = machine()?;
+            let model = crate::boot::PiModel::of(m.platform).with_context(|| {
+                format!(
+                    "{} is platform {}, not a Raspberry Pi",
+                    m.hostname, m.platform
+                )
+            })?;
+            crate::pi::boot_files::render_config(&app, m, model)
         }
     }
 }

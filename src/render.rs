@@ -65,6 +65,7 @@ const EMBEDDED: &[(&str, &str)] = &[
         "calico/installation.yaml",
         include_str!("../templates/calico/installation.yaml"),
     ),
+    ("pi/config.txt", include_str!("../templates/pi/config.txt")),
 ];
 
 pub struct Renderer {

@@ -248,3 +248,48 @@ fn every_error_is_listed_not_just_the_first() {
         "{out}"
     );
 }
+
+/// Two Pis appended to the base config, with the given serials.
+fn with_pis(serial_a: &str, serial_b: &str) -> String {
+    format!(
+        "{BASE}
+[[machine]]
+mac = \"dc:a6:32:01:02:03\"
+hostname = \"pi1\"
+role = \"worker\"
+ip = \"10.0.0.31\"
+platform = \"rpi4\"
+serial = \"{serial_a}\"
+
+[[machine]]
+mac = \"2c:cf:67:01:02:04\"
+hostname = \"pi2\"
+role = \"worker\"
+ip = \"10.0.0.32\"
+platform = \"rpi5\"
+serial = \"{serial_b}\"
+"
+    )
+}
+
+#[test]
+fn pi_serials_are_8_hex_digits_unique_and_only_on_pis() {
+    let (code, out) = check(&with_pis("9ffefdef", "1A2B3C4D"));
+    assert_eq!(code, 0, "{out}");
+    let t = with_pis("9ffefdef", "9ffefdeg");
+    assert_refused(&t, line_of(&t, "9ffefdeg"), "is not a Pi serial number");
+    let t = with_pis("9ffefdef", "1234567");
+    assert_refused(&t, line_of(&t, "\"1234567\""), "expected 8 hex digits");
+    // The same board twice, whatever the case.
+    let t = with_pis("9ffefdef", "9FFEFDEF");
+    assert_refused(&t, line_of(&t, "9FFEFDEF"), "duplicate Pi serial 9ffefdef");
+    let t = edit(
+        "ip = \"10.0.0.13\"",
+        "ip = \"10.0.0.13\"\nserial = \"9ffefdef\"",
+    );
+    assert_refused(
+        &t,
+        line_of(&t, "serial ="),
+        "`serial` is only for Raspberry Pi machines",
+    );
+}

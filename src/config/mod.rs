@@ -6,6 +6,7 @@ mod validate;
 mod wire;
 
 use crate::mac::MacAddr;
+use crate::pi::Serial;
 use ipnet::Ipv4Net;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -123,6 +124,9 @@ pub struct Machine {
     pub os: Os,
     /// Target disk for the install; `None` = the largest.
     pub disk: Option<String>,
+    /// A Raspberry Pi's serial number: its TFTP requests under `<serial>/`
+    /// map to this machine even before its DHCP exchange was seen.
+    pub serial: Option<Serial>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -177,6 +181,11 @@ names!(DhcpMode { Authoritative = "authoritative", Proxy = "proxy", Off = "off" 
 names!(LoadBalancerMode { External = "external", Stacked = "stacked" });
 
 impl Platform {
+    /// A Raspberry Pi, booted by its EEPROM bootloader rather than by PXE firmware.
+    pub fn is_pi(self) -> bool {
+        matches!(self, Platform::Rpi4 | Platform::Rpi5)
+    }
+
     /// The Debian/Ubuntu architecture name of the installed system.
     pub fn arch(self) -> &'static str {
         match self {
@@ -202,6 +211,16 @@ impl Config {
 
     pub fn machine_by_mac(&self, mac: MacAddr) -> Option<&Machine> {
         self.machines.iter().find(|m| m.mac == mac)
+    }
+
+    /// The Pi configured with this serial number.
+    pub fn machine_by_serial(&self, serial: Serial) -> Option<&Machine> {
+        self.machines.iter().find(|m| m.serial == Some(serial))
+    }
+
+    /// The machine whose reserved address this is.
+    pub fn machine_by_ip(&self, ip: Ipv4Addr) -> Option<&Machine> {
+        self.machines.iter().find(|m| m.ip == ip)
     }
 
     /// Finds a machine by hostname or MAC, as operators name them on the command line.

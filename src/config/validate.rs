@@ -508,6 +508,31 @@ impl Validator<'_> {
                 "use os = \"ubuntu-24.04\"",
             );
         }
+        let serial = match &m.serial {
+            None => None,
+            Some(raw) => {
+                let line = self.at(raw);
+                match raw.get_ref().parse::<Serial>() {
+                    Ok(serial) if platform.is_some_and(Platform::is_pi) => Some(serial),
+                    Ok(_) => {
+                        self.error(
+                            line,
+                            "`serial` is only for Raspberry Pi machines",
+                            "remove `serial`, or set platform = \"rpi4\" or \"rpi5\"",
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        self.error(
+                            line,
+                            e.to_string(),
+                            "copy the 8 hex digits the Pi's boot screen shows after \"serial\" (or the last 8 of `Serial` in /proc/cpuinfo)",
+                        );
+                        None
+                    }
+                }
+            }
+        };
         Some((
             Machine {
                 mac: mac?,
@@ -517,6 +542,7 @@ impl Validator<'_> {
                 platform: platform?,
                 os: os?,
                 disk: m.disk.as_ref().map(|d| d.get_ref().clone()),
+                serial,
             },
             self.at(s),
         ))
@@ -540,6 +566,7 @@ impl Validator<'_> {
         let mut macs: HashMap<MacAddr, usize> = HashMap::new();
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut ips: HashMap<Ipv4Addr, usize> = HashMap::new();
+        let mut serials: HashMap<Serial, usize> = HashMap::new();
         let mut found = Vec::new();
         for (m, line) in machines {
             let wm = wire_of(*line).expect("machine came from the wire list");
@@ -565,6 +592,16 @@ impl Validator<'_> {
                     format!("duplicate IP {} (first on line {first})", m.ip),
                     "give each machine its own address".to_string(),
                 ));
+            }
+            if let (Some(serial), Some(raw)) = (m.serial, &wm.serial) {
+                let line = self.at(raw);
+                if let Some(first) = serials.insert(serial, line) {
+                    found.push((
+                        line,
+                        format!("duplicate Pi serial {serial} (first on line {first})"),
+                        "each Pi has its own serial number; check which board this is".to_string(),
+                    ));
+                }
             }
             if dhcp.mode != DhcpMode::Off && !dhcp.subnet.contains(&m.ip) {
                 found.push((

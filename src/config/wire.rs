@@ -78,4 +78,6 @@ pub struct MachineWire {
     pub platform: Option<S<String>>,
     pub os: Option<S<String>>,
     pub disk: Option<S<String>>,
+    /// Raspberry Pi serial number (8 hex digits), the prefix of its TFTP requests.
+    pub serial: Option<S<String>>,
 }

@@ -335,7 +335,7 @@ impl Server {
             tracing::warn!(mac = %req.mac, "DHCP DISCOVER: no address to offer (no pool, or the pool is full)");
             return;
         };
-        let boot = self.boot_info(req, config);
+        let boot = self.boot_info(req, config, address);
         let lease = lease_secs(config);
         let reply = Reply {
             kind: MessageType::Offer,
@@ -401,7 +401,7 @@ impl Server {
             expires,
             hostname: stored_name,
         }));
-        let boot = self.boot_info(req, config);
+        let boot = self.boot_info(req, config, address);
         let reply = Reply {
             kind: MessageType::Ack,
             address,
@@ -474,8 +474,13 @@ impl Server {
     }
 
     /// Boot fields for this client: classification → boot decision → encoding.
-    fn boot_info(&self, req: &Request<'_>, config: &Config) -> Option<BootInfo> {
+    /// A Pi bootloader's serial and `address` are remembered for TFTP.
+    fn boot_info(&self, req: &Request<'_>, config: &Config, address: Ipv4Addr) -> Option<BootInfo> {
         let client = classify(req)?;
+        if client.pi.is_some() {
+            let serial = req.client_machine_id.and_then(crate::pi::Serial::from_guid);
+            self.app.pis.record(req.mac, serial, address);
+        }
         match self.app.decide(config, req.mac, &client) {
             Ok(action) => {
                 let info = reply::boot_info(&action, &client, config);
@@ -537,7 +542,12 @@ fn log_exchange(req: &Request<'_>, outcome: &str, address: Ipv4Addr, boot: Optio
     tracing::info!(
         mac = %req.mac,
         %address,
-        boot = boot.map(|b| b.file.as_str()).unwrap_or("-"),
+        boot = boot
+            .map(|b| match b.file.as_str() {
+                "" => "(Raspberry Pi boot menu)",
+                file => file,
+            })
+            .unwrap_or("-"),
         relay = %req.giaddr,
         "DHCP {:?} -> {outcome}",
         req.msg_type

@@ -24,10 +24,21 @@ pub struct BootInfo {
     /// `siaddr` and option 66: the TFTP server (bootherd).
     pub next_server: Ipv4Addr,
     /// Option 60 echoed: `HTTPClient` for HTTP boot (EDK2 ignores an HTTP
-    /// boot offer without it). Never `PXEClient` in an address-giving offer:
-    /// see [`boot_info`].
+    /// boot offer without it). Never `PXEClient` in an address-giving offer,
+    /// except to a Raspberry Pi: see [`boot_info`].
     pub vendor_class: Option<&'static str>,
+    /// Option 43 (vendor-specific information), when the client needs it.
+    pub vendor_specific: Option<&'static [u8]>,
 }
+
+/// Option 43 for a Raspberry Pi bootloader, byte for byte as the Pi
+/// documentation shows it, in PXE sub-options: discovery control (6) = 3,
+/// menu prompt (10) = timeout 0 and "PXE", boot menu (9) = item type 0 with
+/// the 17-byte description "Raspberry Pi Boot", end (255). The bootloader
+/// only takes its TFTP server from a reply carrying this description (its
+/// `PXE_OPTION43` setting) together with option 60 `PXEClient`.
+pub const PI_OPTION_43: &[u8] =
+    b"\x06\x01\x03\x0a\x04\x00PXE\x09\x14\x00\x00\x11Raspberry Pi Boot\xff";
 
 /// What the boot decision means on the wire for this client; `None` for no boot file.
 pub fn boot_info(action: &BootAction, client: &Client, config: &Config) -> Option<BootInfo> {
@@ -37,6 +48,17 @@ pub fn boot_info(action: &BootAction, client: &Client, config: &Config) -> Optio
             file: format!("{}/{}", config.http_base(), program.file_name()),
             next_server: server,
             vendor_class: Some("HTTPClient"),
+            vendor_specific: None,
+        }),
+        // The Pi bootloader reads no boot file name (it asks for
+        // `<serial>/start4.elf`, then the root); it needs the PXE menu in
+        // option 43 and `PXEClient` in option 60 before it takes siaddr /
+        // option 66 as its TFTP server.
+        BootAction::PiInstall(_) => Some(BootInfo {
+            file: String::new(),
+            next_server: server,
+            vendor_class: Some("PXEClient"),
+            vendor_specific: Some(PI_OPTION_43),
         }),
         // No option 60 here. EDK2 (OVMF, most UEFI firmware) classifies an
         // offer that carries `PXEClient` but no option 43 as a "BINL" offer
@@ -48,11 +70,13 @@ pub fn boot_info(action: &BootAction, client: &Client, config: &Config) -> Optio
             file: program.file_name().to_string(),
             next_server: server,
             vendor_class: None,
+            vendor_specific: None,
         }),
         BootAction::IpxeScript => Some(BootInfo {
             file: format!("{}/boot.ipxe", config.http_base()),
             next_server: server,
             vendor_class: None,
+            vendor_specific: None,
         }),
         // The boot script's answers (install, local disk) are not DHCP's; a
         // client that gets here at DHCP time gets a plain lease.
@@ -175,16 +199,21 @@ fn message(
     if let Some(boot) = reply.boot {
         // The 128-byte `file` field needs a terminating NUL; a longer name
         // (a long URL) travels in option 67 alone.
-        if boot.file.len() < 128 {
+        if !boot.file.is_empty() && boot.file.len() < 128 {
             msg.set_fname_str(&boot.file);
         }
         let opts = msg.opts_mut();
-        opts.insert(DhcpOption::BootfileName(boot.file.as_bytes().to_vec()));
+        if !boot.file.is_empty() {
+            opts.insert(DhcpOption::BootfileName(boot.file.as_bytes().to_vec()));
+        }
         opts.insert(DhcpOption::TFTPServerName(
             boot.next_server.to_string().into_bytes(),
         ));
         if let Some(class) = boot.vendor_class {
             opts.insert(DhcpOption::ClassIdentifier(class.as_bytes().to_vec()));
+        }
+        if let Some(bytes) = boot.vendor_specific {
+            opts.insert(DhcpOption::VendorExtensions(bytes.to_vec()));
         }
     }
     msg
@@ -343,6 +372,44 @@ ip = "10.55.0.11"
     }
 
     #[test]
+    fn a_pi_gets_the_pi_menu_pxeclient_and_the_tftp_server_but_no_file() {
+        let cfg = config();
+        let pi = crate::boot::PiModel::Pi4.bootloader();
+        let info = boot_info(&BootAction::PiInstall(crate::boot::PiModel::Pi4), &pi, &cfg).unwrap();
+        assert_eq!(info.vendor_specific, Some(PI_OPTION_43));
+        assert_eq!(PI_OPTION_43.len(), 32);
+        assert_eq!(&PI_OPTION_43[14..31], b"Raspberry Pi Boot");
+        assert_eq!(info.vendor_class, Some("PXEClient"));
+        let req_bytes = request_bytes(1, [0xdc, 0xa6, 0x32, 1, 2, 3], &[(93, &[0, 0])]);
+        let req = parse(&req_bytes).unwrap();
+        let reply = Reply {
+            kind: MessageType::Offer,
+            address: Ipv4Addr::new(10, 55, 0, 31),
+            lease_secs: Some(3600),
+            hostname: None,
+            boot: Some(&info),
+        };
+        let mut out = Vec::new();
+        assert!(encode(&req, &reply, &cfg, &mut out));
+        let m = decode(&out);
+        assert_eq!(m.siaddr(), Ipv4Addr::new(10, 55, 0, 1));
+        assert_eq!(m.fname(), None, "the Pi reads no boot file name");
+        let o = m.opts();
+        assert_eq!(o.get(OptionCode::BootfileName), None);
+        assert_eq!(
+            o.get(OptionCode::VendorExtensions),
+            Some(&DhcpOption::VendorExtensions(PI_OPTION_43.to_vec()))
+        );
+        assert_eq!(
+            o.get(OptionCode::TFTPServerName),
+            Some(&DhcpOption::TFTPServerName(b"10.55.0.1".to_vec()))
+        );
+        // Nothing for an installed Pi.
+        let installed = BootAction::NoBoot(NoBootReason::PiInstalled);
+        assert_eq!(boot_info(&installed, &pi, &cfg), None);
+    }
+
+    #[test]
     fn option_55_is_honoured_but_pxe_essentials_always_go_out() {
         let cfg = config();
         let req_bytes = request_bytes(3, MAC, &[(55, &[1, 6])]);
@@ -424,6 +491,7 @@ ip = "10.55.0.11"
             file: "x".repeat(120),
             next_server: cfg.server.address,
             vendor_class: Some("PXEClient"),
+            vendor_specific: None,
         };
         let reply = Reply {
             kind: MessageType::Ack,

@@ -82,8 +82,21 @@ pub fn missing(config: &Config) -> Vec<Missing> {
         }
     };
     for m in &config.machines {
-        if matches!(m.platform, Platform::Rpi4 | Platform::Rpi5) {
-            continue; // Pi netboot files come with Raspberry Pi support.
+        if let Some(model) = crate::boot::PiModel::of(m.platform) {
+            // What a Pi's install boot reads from the raspi image's boot partition.
+            let Some(boot) = crate::pi::boot_files::raspi_boot_dir(config, m.os) else {
+                need(
+                    format!("a Raspberry Pi image of {}", m.os),
+                    Vec::new(),
+                    &m.hostname,
+                );
+                continue;
+            };
+            for f in crate::pi::boot_files::required_files(model) {
+                let path = boot.join(f);
+                need(path.display().to_string(), vec![path], &m.hostname);
+            }
+            continue;
         }
         let programs: &[BootProgram] = match m.platform {
             Platform::Amd64 => &[BootProgram::UndionlyKpxe, BootProgram::IpxeEfi],

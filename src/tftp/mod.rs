@@ -1,8 +1,8 @@
 //! The read-only TFTP server, bootherd's own engine on tokio.
 //!
 //! - `packet`   — the wire format: parse and encode requests, DATA, ACK, ERROR, OACK.
-//! - `handler`  — maps a requested name onto the boot-file namespace (`crate::bootfiles`).
-//! - `reader`   — a transfer's blocks, read from the file ahead in large chunks.
+//! - `handler`  — maps a requested name onto generated files (`crate::bootsource`) or the boot-file namespace (`crate::bootfiles`).
+//! - `reader`   — a transfer's blocks, read from its source ahead in large chunks.
 //! - `transfer` — one read transfer (options, windows, retransmission) as a task.
 //!
 //! Requests arrive on UDP port 69 (`[tftp] port`); each read request gets a
@@ -214,18 +214,32 @@ async fn serve_read(
     let client = request.client;
     let config = app.config();
     match transfer_socket(&config, local, client).await {
-        Ok(socket) => match handler::open(&config, client, &request.filename) {
-            Ok((file, size)) => {
-                drop(config);
-                transfer::run(socket, request, file, size, cancelled).await;
+        Ok(socket) => {
+            // Generated files may render templates, write the store or build
+            // an archive: that runs off this thread, which meanwhile keeps
+            // sending other transfers' blocks.
+            let opened = {
+                let (app, config, name) = (app.clone(), config.clone(), request.filename.clone());
+                tokio::task::spawn_blocking(move || handler::open(&app, &config, client, &name))
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::error!(%client, "TFTP: opening {} failed: {e}", request.filename);
+                        Err(ErrorCode::NotDefined)
+                    })
+            };
+            match opened {
+                Ok(source) => {
+                    drop(config);
+                    transfer::run(socket, request, source, cancelled).await;
+                }
+                Err(code) => {
+                    crate::metrics::tftp_refused(code);
+                    let mut reply = Vec::new();
+                    packet::encode_error(&mut reply, code, code.message());
+                    let _ = socket.send(&reply).await;
+                }
             }
-            Err(code) => {
-                crate::metrics::tftp_refused(code);
-                let mut reply = Vec::new();
-                packet::encode_error(&mut reply, code, code.message());
-                let _ = socket.send(&reply).await;
-            }
-        },
+        }
         Err(e) => tracing::warn!(%client, "TFTP: cannot open a transfer socket: {e}"),
     }
     let mut r = running.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,4 +1,5 @@
-//! The blocks of one transfer, read from the boot file ahead in large chunks.
+//! The blocks of one transfer, read from its source (a boot file, generated
+//! bytes, or both) ahead in large chunks.
 //!
 //! A transfer asks for one block (512–1468 bytes typically) at a time, and
 //! must be able to send the blocks of its current window again. Reading the
@@ -12,7 +13,7 @@
 //! CR → CR NUL, RFC 764); block boundaries are counted in that stream.
 
 use super::packet::Mode;
-use std::fs::File;
+use crate::bootsource::Source;
 use std::io::{self, Read};
 
 /// Bytes read from the file at once, at most. Big enough that reads cost
@@ -21,7 +22,7 @@ use std::io::{self, Read};
 const CHUNK: usize = 64 * 1024;
 
 pub struct BlockReader {
-    file: File,
+    source: Source,
     mode: Mode,
     blksize: usize,
     buf: Box<[u8]>,
@@ -35,9 +36,9 @@ pub struct BlockReader {
 }
 
 impl BlockReader {
-    /// `size` is the file's length (only used to size the buffer for small
-    /// files); `window` is the most blocks the transfer keeps unacknowledged.
-    pub fn new(file: File, mode: Mode, size: u64, blksize: u16, window: u16) -> BlockReader {
+    /// `window` is the most blocks the transfer keeps unacknowledged.
+    pub fn new(source: Source, mode: Mode, blksize: u16, window: u16) -> BlockReader {
+        let size = source.len();
         let blksize = usize::from(blksize);
         // Enough for a window plus the block being read and one more, so a
         // refill always has room after dropping acknowledged data.
@@ -56,7 +57,7 @@ impl BlockReader {
             Mode::Netascii => vec![0; capacity / 2],
         };
         BlockReader {
-            file,
+            source,
             mode,
             blksize,
             buf: vec![0; capacity].into_boxed_slice(),
@@ -105,14 +106,14 @@ impl BlockReader {
         }
         match self.mode {
             Mode::Octet => {
-                let n = read_retrying(&mut self.file, &mut self.buf[self.filled..])?;
+                let n = read_retrying(&mut self.source, &mut self.buf[self.filled..])?;
                 self.filled += n;
                 self.eof = n == 0;
             }
             Mode::Netascii => {
                 // Conversion at most doubles the bytes: read half the room.
                 let want = (room / 2).min(self.raw.len());
-                let n = read_retrying(&mut self.file, &mut self.raw[..want])?;
+                let n = read_retrying(&mut self.source, &mut self.raw[..want])?;
                 self.eof = n == 0;
                 let out = &mut self.buf[self.filled..];
                 let mut w = 0;
@@ -141,9 +142,9 @@ impl BlockReader {
     }
 }
 
-fn read_retrying(file: &mut File, out: &mut [u8]) -> io::Result<usize> {
+fn read_retrying(source: &mut Source, out: &mut [u8]) -> io::Result<usize> {
     loop {
-        match file.read(out) {
+        match source.read(out) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,
         }
@@ -153,12 +154,13 @@ fn read_retrying(file: &mut File, out: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::Write;
 
-    fn file_with(content: &[u8]) -> (tempfile::NamedTempFile, File) {
+    fn file_with(content: &[u8]) -> (tempfile::NamedTempFile, Source) {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(content).unwrap();
-        let reopened = File::open(f.path()).unwrap();
+        let reopened = Source::open(f.path()).unwrap();
         (f, reopened)
     }
 
@@ -180,7 +182,7 @@ mod tests {
     fn octet_blocks_cover_the_file_and_end_short() {
         let content: Vec<u8> = (0..1_000_003u32).map(|i| (i * 7 % 251) as u8).collect();
         let (_keep, f) = file_with(&content);
-        let mut r = BlockReader::new(f, Mode::Octet, content.len() as u64, 1468, 1);
+        let mut r = BlockReader::new(f, Mode::Octet, 1468, 1);
         let (got, last) = all_blocks(&mut r, 1468);
         assert_eq!(got, content);
         assert_eq!(last, content.len() as u64 / 1468 + 1);
@@ -190,7 +192,7 @@ mod tests {
     fn a_file_of_whole_blocks_ends_with_an_empty_block() {
         let content = vec![9u8; 4 * 512];
         let (_keep, f) = file_with(&content);
-        let mut r = BlockReader::new(f, Mode::Octet, content.len() as u64, 512, 4);
+        let mut r = BlockReader::new(f, Mode::Octet, 512, 4);
         let (got, last) = all_blocks(&mut r, 512);
         assert_eq!(got, content);
         assert_eq!(last, 5);
@@ -201,7 +203,7 @@ mod tests {
     fn blocks_of_the_window_can_be_read_again() {
         let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
         let (_keep, f) = file_with(&content);
-        let mut r = BlockReader::new(f, Mode::Octet, content.len() as u64, 1024, 16);
+        let mut r = BlockReader::new(f, Mode::Octet, 1024, 16);
         // Read far ahead with block 100 still unacknowledged, then go back to it.
         for b in 100..116 {
             r.block(b, 100).unwrap();
@@ -220,10 +222,33 @@ mod tests {
     }
 
     #[test]
+    fn a_file_followed_by_bytes_is_served_as_one_file() {
+        // The seam falls inside a block, and the stream crosses 65536 blocks
+        // of 8 bytes, so block numbers past the u16 range are read too.
+        let head: Vec<u8> = (0..300_001u32).map(|i| (i % 249) as u8).collect();
+        let tail: Vec<u8> = (0..240_003u32).map(|i| (i % 241) as u8 ^ 0x5a).collect();
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&head).unwrap();
+        let source = Source::file_then_bytes(
+            File::open(f.path()).unwrap(),
+            head.len() as u64,
+            tail.clone(),
+        );
+        let mut r = BlockReader::new(source, Mode::Octet, 8, 4);
+        let (got, last) = all_blocks(&mut r, 8);
+        let mut want = head;
+        want.extend_from_slice(&tail);
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "the concatenation differs");
+        assert_eq!(last, want.len() as u64 / 8 + 1);
+        assert!(last > 65_536);
+    }
+
+    #[test]
     fn netascii_converts_line_ends() {
         let content = b"line one\nline\rtwo\r\n".repeat(100);
         let (_keep, f) = file_with(&content);
-        let mut r = BlockReader::new(f, Mode::Netascii, content.len() as u64, 512, 1);
+        let mut r = BlockReader::new(f, Mode::Netascii, 512, 1);
         let (got, _) = all_blocks(&mut r, 512);
         let want = b"line one\r\nline\r\0two\r\0\r\n".repeat(100);
         assert_eq!(got, want);

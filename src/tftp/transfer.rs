@@ -21,8 +21,8 @@
 
 use super::packet::{self, ErrorCode, Mode, Packet, RequestedOptions, DATA_HEADER_LEN};
 use super::reader::BlockReader;
+use crate::bootsource::Source;
 use std::fmt;
-use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -185,11 +185,11 @@ pub fn path_blksize(socket: &UdpSocket) -> Option<u16> {
 pub async fn run(
     socket: UdpSocket,
     request: ReadRequest,
-    file: File,
-    size: u64,
+    source: Source,
     cancel: oneshot::Receiver<()>,
 ) -> Outcome {
     let started = Instant::now();
+    let size = source.len();
     let agreed = negotiate(&request.options, request.mode, size, path_blksize(&socket));
     if !request.options.ignored.is_empty() {
         tracing::debug!(client = %request.client, file = %request.filename,
@@ -204,7 +204,7 @@ pub async fn run(
         mode = %request.mode,
         "TFTP transfer started"
     );
-    let reader = BlockReader::new(file, request.mode, size, agreed.blksize, agreed.window);
+    let reader = BlockReader::new(source, request.mode, agreed.blksize, agreed.window);
     let mut sender = Sender::new(&socket, reader, &agreed);
     let outcome = sender.run(cancel).await;
     tracing::info!(
