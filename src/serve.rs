@@ -32,11 +32,8 @@ pub async fn run(
     let mut services: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
     services.spawn(named("http", http::serve(app.clone())));
     match config.dhcp.mode {
-        DhcpMode::Authoritative => {
+        DhcpMode::Authoritative | DhcpMode::Proxy => {
             services.spawn(named("dhcp", dhcp::serve(app.clone())));
-        }
-        DhcpMode::Proxy => {
-            tracing::warn!("[dhcp] mode = \"proxy\" is not served by this version; DHCP is off")
         }
         DhcpMode::Off => tracing::info!("DHCP is off ([dhcp] mode = \"off\")"),
     }

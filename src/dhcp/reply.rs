@@ -3,7 +3,7 @@
 
 use super::packet::Request;
 use crate::boot::{Asker, BootAction, Client};
-use crate::config::Config;
+use crate::config::{Config, Subnet};
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Encodable, Encoder};
 use std::net::Ipv4Addr;
@@ -27,6 +27,9 @@ pub struct BootInfo {
     /// boot offer without it). Never `PXEClient` in an address-giving offer:
     /// see [`boot_info`].
     pub vendor_class: Option<&'static str>,
+    /// Option 43, the PXE vendor options, already encoded (sub-options and
+    /// the closing 255). `None` sends no option 43.
+    pub vendor_options: Option<Vec<u8>>,
 }
 
 /// What the boot decision means on the wire for this client; `None` for no boot file.
@@ -37,6 +40,7 @@ pub fn boot_info(action: &BootAction, client: &Client, config: &Config) -> Optio
             file: format!("{}/{}", config.http_base(), program.file_name()),
             next_server: server,
             vendor_class: Some("HTTPClient"),
+            vendor_options: None,
         }),
         // No option 60 here. EDK2 (OVMF, most UEFI firmware) classifies an
         // offer that carries `PXEClient` but no option 43 as a "BINL" offer
@@ -48,11 +52,13 @@ pub fn boot_info(action: &BootAction, client: &Client, config: &Config) -> Optio
             file: program.file_name().to_string(),
             next_server: server,
             vendor_class: None,
+            vendor_options: None,
         }),
         BootAction::IpxeScript => Some(BootInfo {
             file: format!("{}/boot.ipxe", config.http_base()),
             next_server: server,
             vendor_class: None,
+            vendor_options: None,
         }),
         // The boot script's answers (install, local disk) are not DHCP's; a
         // client that gets here at DHCP time gets a plain lease.
@@ -71,6 +77,12 @@ pub struct Reply<'a> {
     /// Hostname of a configured machine (option 12).
     pub hostname: Option<&'a str>,
     pub boot: Option<&'a BootInfo>,
+    /// The network whose mask, router and DNS go out; `None` in proxyDHCP
+    /// replies, where those are the site's DHCP server's to give.
+    pub network: Option<&'a Subnet>,
+    /// Echo option 97 (the client's UUID), as PXE 2.1 asks of proxyDHCP
+    /// and boot servers.
+    pub echo_machine_id: bool,
 }
 
 /// Encodes `reply` to `req` into `out` (cleared first). Options the client did
@@ -147,27 +159,29 @@ fn message(
         return msg;
     }
     let include = |code: OptionCode| optional.contains(&code) && req.wants(u8::from(code));
-    let dhcp = &config.dhcp;
     if let Some(secs) = reply.lease_secs {
         opts.insert(DhcpOption::AddressLeaseTime(secs));
         opts.insert(DhcpOption::Renewal(secs / 2));
         opts.insert(DhcpOption::Rebinding((u64::from(secs) * 7 / 8) as u32));
     }
-    // Mask and router are sent whatever option 55 says: PXE ROMs often ask
-    // for neither and still need both to reach the boot server.
-    opts.insert(DhcpOption::SubnetMask(dhcp.subnet.netmask()));
-    if let Some(gw) = dhcp.gateway {
-        opts.insert(DhcpOption::Router(vec![gw]));
-    }
-    if !dhcp.dns.is_empty() && include(OptionCode::DomainNameServer) {
-        opts.insert(DhcpOption::DomainNameServer(dhcp.dns.clone()));
-    }
-    if let Some(domain) = dhcp
-        .domain
-        .as_ref()
-        .filter(|_| include(OptionCode::DomainName))
-    {
-        opts.insert(DhcpOption::DomainName(domain.clone()));
+    if let Some(net) = reply.network {
+        // Mask and router are sent whatever option 55 says: PXE ROMs often ask
+        // for neither and still need both to reach the boot server.
+        opts.insert(DhcpOption::SubnetMask(net.net.netmask()));
+        if let Some(gw) = net.gateway {
+            opts.insert(DhcpOption::Router(vec![gw]));
+        }
+        if !net.dns.is_empty() && include(OptionCode::DomainNameServer) {
+            opts.insert(DhcpOption::DomainNameServer(net.dns.clone()));
+        }
+        if let Some(domain) = config
+            .dhcp
+            .domain
+            .as_ref()
+            .filter(|_| include(OptionCode::DomainName))
+        {
+            opts.insert(DhcpOption::DomainName(domain.clone()));
+        }
     }
     if let Some(name) = reply.hostname.filter(|_| include(OptionCode::Hostname)) {
         opts.insert(DhcpOption::Hostname(name.to_string()));
@@ -186,6 +200,13 @@ fn message(
         if let Some(class) = boot.vendor_class {
             opts.insert(DhcpOption::ClassIdentifier(class.as_bytes().to_vec()));
         }
+        if let Some(pxe) = &boot.vendor_options {
+            opts.insert(DhcpOption::VendorExtensions(pxe.clone()));
+        }
+    }
+    if let Some(id) = req.client_machine_id.filter(|_| reply.echo_machine_id) {
+        msg.opts_mut()
+            .insert(DhcpOption::ClientMachineIdentifier(id.to_vec()));
     }
     msg
 }
@@ -258,6 +279,8 @@ ip = "10.55.0.11"
             lease_secs: Some(3600),
             hostname: Some("cp1"),
             boot: Some(&boot),
+            network: cfg.dhcp.subnets.first(),
+            echo_machine_id: false,
         };
         let mut out = Vec::new();
         assert!(encode(&req, &reply, &cfg, &mut out));
@@ -353,6 +376,8 @@ ip = "10.55.0.11"
             lease_secs: Some(3600),
             hostname: Some("cp1"),
             boot: None,
+            network: cfg.dhcp.subnets.first(),
+            echo_machine_id: false,
         };
         let mut out = Vec::new();
         assert!(encode(&req, &reply, &cfg, &mut out));
@@ -378,6 +403,8 @@ ip = "10.55.0.11"
             lease_secs: Some(3600),
             hostname: None,
             boot: None,
+            network: cfg.dhcp.subnets.first(),
+            echo_machine_id: false,
         };
         let mut out = Vec::new();
         assert!(encode(&req, &reply, &cfg, &mut out));
@@ -402,6 +429,8 @@ ip = "10.55.0.11"
             lease_secs: None,
             hostname: None,
             boot: None,
+            network: cfg.dhcp.subnets.first(),
+            echo_machine_id: false,
         };
         let mut out = Vec::new();
         assert!(encode(&req, &reply, &cfg, &mut out));
@@ -418,12 +447,13 @@ ip = "10.55.0.11"
     #[test]
     fn replies_fit_the_size_the_client_accepts() {
         let mut cfg = config();
-        cfg.dhcp.dns = (1..=60).map(|n| Ipv4Addr::new(10, 55, 1, n)).collect();
+        cfg.dhcp.subnets[0].dns = (1..=60).map(|n| Ipv4Addr::new(10, 55, 1, n)).collect();
         cfg.dhcp.domain = Some("d".repeat(200));
         let long_file = BootInfo {
             file: "x".repeat(120),
             next_server: cfg.server.address,
             vendor_class: Some("PXEClient"),
+            vendor_options: None,
         };
         let reply = Reply {
             kind: MessageType::Ack,
@@ -431,6 +461,8 @@ ip = "10.55.0.11"
             lease_secs: Some(3600),
             hostname: Some("cp1"),
             boot: Some(&long_file),
+            network: cfg.dhcp.subnets.first(),
+            echo_machine_id: false,
         };
         let small_bytes = request_bytes(3, MAC, &[]);
         let small = parse(&small_bytes).unwrap();
