@@ -639,20 +639,22 @@ impl Validator<'_> {
                 None if dhcp.mode != DhcpMode::Off => {
                     let nets: Vec<String> =
                         dhcp.subnets.iter().map(|s| s.net.to_string()).collect();
-                    found.push((
-                        ip_line,
-                        format!(
-                            "{}'s IP {} is in no DHCP subnet ({})",
-                            m.hostname,
-                            m.ip,
-                            nets.join(", ")
+                    let (message, fix) = match nets.as_slice() {
+                        [one] => (
+                            format!("{}'s IP {} is outside subnet {one}", m.hostname, m.ip),
+                            format!("choose an address in {one}"),
                         ),
-                        if nets.len() == 1 {
-                            format!("choose an address in {}", nets[0])
-                        } else {
-                            "choose an address in one of them, or add a [[dhcp.subnet]] block for its network".to_string()
-                        },
-                    ));
+                        _ => (
+                            format!(
+                                "{}'s IP {} is in none of the DHCP subnets ({})",
+                                m.hostname,
+                                m.ip,
+                                nets.join(", ")
+                            ),
+                            "choose an address in one of them, or add a [[dhcp.subnet]] block for its network".to_string(),
+                        ),
+                    };
+                    found.push((ip_line, message, fix));
                 }
                 Some(s) if m.ip == s.net.network() || m.ip == s.net.broadcast() => {
                     found.push((
