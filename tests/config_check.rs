@@ -338,7 +338,10 @@ fn subnet_block_mistakes_name_their_line() {
         nth_line_of(&t, "gateway = \"10.0.0.1\"", 2),
         "outside subnet 10.1.0.0/24",
     );
-    let t = edit_relayed("lease_time = \"1h\"", "lease_time = \"1h\"\ngateway = \"10.0.0.1\"");
+    let t = edit_relayed(
+        "lease_time = \"1h\"",
+        "lease_time = \"1h\"\ngateway = \"10.0.0.1\"",
+    );
     assert_refused(
         &t,
         line_of(&t, "lease_time") + 1,

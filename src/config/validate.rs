@@ -225,7 +225,9 @@ impl Validator<'_> {
                     if let Some(line) = line {
                         self.error(
                             line,
-                            format!("`{key}` in [dhcp] while the networks are [[dhcp.subnet]] blocks"),
+                            format!(
+                                "`{key}` in [dhcp] while the networks are [[dhcp.subnet]] blocks"
+                            ),
                             format!("move `{key}` into the [[dhcp.subnet]] block of its network"),
                         );
                     }
@@ -250,10 +252,10 @@ impl Validator<'_> {
                         continue;
                     };
                     let line = self.at(&b.subnet);
-                    if let Some((other, other_line)) = subnets
-                        .iter()
-                        .find(|(o, _)| o.net.contains(&subnet.net.network()) || subnet.net.contains(&o.net.network()))
-                    {
+                    if let Some((other, other_line)) = subnets.iter().find(|(o, _)| {
+                        o.net.contains(&subnet.net.network())
+                            || subnet.net.contains(&o.net.network())
+                    }) {
                         self.error(
                             line,
                             format!(
@@ -732,7 +734,8 @@ impl Validator<'_> {
                 line_or_cluster(&cl.service_cidr),
             ),
         ];
-        let overlaps = |a: Ipv4Net, b: Ipv4Net| a.contains(&b.network()) || b.contains(&a.network());
+        let overlaps =
+            |a: Ipv4Net, b: Ipv4Net| a.contains(&b.network()) || b.contains(&a.network());
         let (pod, service) = (cluster_nets[0], cluster_nets[1]);
         if overlaps(pod.1, service.1) {
             self.error(
@@ -742,10 +745,13 @@ impl Validator<'_> {
             );
         }
         if dhcp.mode != DhcpMode::Off {
-            let lines: Vec<usize> = match w.dhcp.as_ref().and_then(|d| d.get_ref().subnet.as_ref()) {
+            let lines: Vec<usize> = match w.dhcp.as_ref().and_then(|d| d.get_ref().subnet.as_ref())
+            {
                 Some(s) => match s.get_ref() {
                     SubnetField::Single(_) => vec![self.at(s)],
-                    SubnetField::Blocks(b) => b.iter().map(|b| self.at(&b.get_ref().subnet)).collect(),
+                    SubnetField::Blocks(b) => {
+                        b.iter().map(|b| self.at(&b.get_ref().subnet)).collect()
+                    }
                 },
                 None => Vec::new(),
             };

@@ -434,10 +434,9 @@ impl Server {
         let valid = ask.subnet.net.contains(&address)
             && match ask.reserved {
                 Some(m) => m.ip == address,
-                None => {
-                    self.leases
-                        .assignable(req.mac, address, ask.subnet.pool, &excluded, now)
-                }
+                None => self
+                    .leases
+                    .assignable(req.mac, address, ask.subnet.pool, &excluded, now),
             };
         if !valid {
             let nak = Reply {
