@@ -18,6 +18,9 @@ PKGS=(
     cloud-init python3-jsonschema haproxy keepalived    # validators of the first-boot files
     debootstrap util-linux                              # a Debian root (chroot, unshare) for the role scripts
     etcd-server                                         # a real etcd cluster for the control-plane reimage
+    # proxyDHCP and relays (issue 6): the site's DHCP server beside bootherd,
+    # and a real relay agent between a rack network and bootherd
+    dnsmasq isc-dhcp-relay
 )
 
 missing=()
