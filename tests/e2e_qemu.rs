@@ -527,8 +527,11 @@ fn uefi_pxe_through_proxy_dhcp_beside_dnsmasq() {
     }
     assert_eq!(lab.state("cp3"), "installed");
     let log = lab.server.log();
+    for line in log.lines().filter(|l| l.contains("proxyDHCP")) {
+        eprintln!("{line}");
+    }
     assert!(
-        log.contains("on port 4011"),
+        log.contains("on port 4011 -> Ack"),
         "no boot-server exchange on port 4011:\n{log}"
     );
     assert!(
