@@ -354,3 +354,14 @@ fn subnet_block_mistakes_name_their_line() {
         "subnet 10.1.0.0/24 has no pool",
     );
 }
+
+#[test]
+fn the_proxy_and_relay_examples_are_valid() {
+    for name in ["proxy.toml", "relays.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name);
+        let (code, out) = check(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(code, 0, "examples/{name}:\n{out}");
+    }
+}
