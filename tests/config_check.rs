@@ -365,3 +365,20 @@ fn the_proxy_and_relay_examples_are_valid() {
         assert_eq!(code, 0, "examples/{name}:\n{out}");
     }
 }
+
+#[test]
+fn a_pool_in_proxy_mode_is_flagged_as_unused() {
+    let t = edit(
+        "subnet = \"10.0.0.0/24\"",
+        "mode = \"proxy\"\nsubnet = \"10.0.0.0/24\"",
+    );
+    let (code, out) = check(&t);
+    assert_eq!(code, 0, "{out}");
+    let line = line_of(&t, "pool =");
+    assert!(
+        out.contains(&format!(
+            ":{line}: warning: a pool is not used in proxy mode"
+        )),
+        "{out}"
+    );
+}

@@ -370,7 +370,17 @@ impl Validator<'_> {
                 None
             }
             None => None,
-            Some(p) => self.pool(p, subnet, server, gateway),
+            Some(p) => {
+                if mode == DhcpMode::Proxy {
+                    let line = self.at(p);
+                    self.warn(
+                        line,
+                        "a pool is not used in proxy mode (the site's DHCP server gives the addresses)",
+                        "remove `pool`, or use mode = \"authoritative\"",
+                    );
+                }
+                self.pool(p, subnet, server, gateway)
+            }
         };
         Some(Subnet {
             net: subnet,
