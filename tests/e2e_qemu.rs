@@ -479,13 +479,17 @@ fn standin_address(serial: &str) -> Option<Ipv4Addr> {
 
 /// Proxy mode beside dnsmasq, the only address server on the network:
 /// OVMF's UEFI PXE takes its address from dnsmasq and its boot file from
-/// bootherd (proxy offer, then the boot-server ACK on port 4011), iPXE does
-/// the same, and the install runs to the end. dnsmasq holds the lease;
-/// bootherd stores none.
+/// bootherd (proxy offer, then the boot-server ACK on port 4011), iPXE its
+/// script URL from bootherd's proxy offer, and the install runs to the end.
+/// Then a second machine does the same by UEFI HTTP boot (a proxy offer
+/// with `HTTPClient` and the URL). dnsmasq holds the leases; bootherd none.
 #[test]
-fn uefi_pxe_through_proxy_dhcp_beside_dnsmasq() {
+fn uefi_pxe_and_http_boot_through_proxy_dhcp_beside_dnsmasq() {
     const MAC: &str = "52:54:00:12:34:58";
-    let config = lan_config(&machine(MAC, "cp3", "control-plane", "10.55.0.13"))
+    const HTTP_MAC: &str = "52:54:00:12:34:5a";
+    let machines = machine(MAC, "cp3", "control-plane", "10.55.0.13")
+        + &machine(HTTP_MAC, "w5", "worker", "10.55.0.15");
+    let config = lan_config(&machines)
         .replace("mode = \"authoritative\"", "mode = \"proxy\"")
         .replace("pool = \"10.55.0.200-10.55.0.250\"\n", "");
     let lab = Lab::start_with("qp", &config);
@@ -539,6 +543,44 @@ fn uefi_pxe_through_proxy_dhcp_beside_dnsmasq() {
         "dnsmasq holds no lease for {MAC}:\n{}",
         site.leases()
     );
+    eprintln!(
+        "proxy PXE flow passed in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    let t0 = Instant::now();
+    let serial = lab.boot("proxy-http-install", HTTP_MAC, "uefi-http", None, None);
+    lab.expect(
+        &serial,
+        &[
+            "bootherd: installing w5 ",
+            "BOOTHERD-STANDIN: seed ok hostname=w5",
+            "BOOTHERD-STANDIN: callback HTTP/1.",
+            "BOOTHERD-STANDIN: done",
+        ],
+        "proxy HTTP boot",
+    );
+    if serial.contains("NBP filename") || !standin_address(&serial).is_some_and(from_dnsmasq) {
+        lab.fail(&context("not an HTTP boot with dnsmasq's address"), &serial);
+    }
+    assert_eq!(lab.state("w5"), "installed");
+    let log = lab.server.log();
+    let offered = log.lines().any(|l| {
+        l.contains("proxyDHCP Discover on port 67 -> Offer")
+            && l.contains("\"http://10.55.0.1:8080/ipxe.efi\"")
+    });
+    let fetched = log
+        .lines()
+        .any(|l| l.contains("GET") && l.contains("/ipxe.efi") && l.contains("200"));
+    assert!(
+        offered && fetched,
+        "no HTTP-boot proxy offer (offered {offered}) or download of ipxe.efi (fetched {fetched}):\n{log}"
+    );
+    assert!(
+        site.leases().contains(HTTP_MAC),
+        "dnsmasq holds no lease for {HTTP_MAC}:\n{}",
+        site.leases()
+    );
     let store = bootherd::store::SqliteStore::open(&lab.server.data_dir).unwrap();
     use bootherd::store::Store;
     let leases = store.leases().unwrap();
@@ -546,7 +588,10 @@ fn uefi_pxe_through_proxy_dhcp_beside_dnsmasq() {
         leases.is_empty(),
         "bootherd stored leases in proxy mode: {leases:?}"
     );
-    eprintln!("proxy flow passed in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "proxy HTTP flow passed in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 }
 
 /// UEFI HTTP boot: OVMF with its PXE options off asks DHCP as `HTTPClient`,
