@@ -106,3 +106,79 @@ pub fn for_proxy(mut info: BootInfo, client: &Client) -> BootInfo {
     }
     info
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::{Cpu, PiModel};
+
+    fn info(vendor_class: Option<&'static str>, vendor_options: Option<Vec<u8>>) -> BootInfo {
+        BootInfo {
+            file: "f".into(),
+            next_server: Ipv4Addr::new(10, 55, 0, 1),
+            vendor_class,
+            vendor_options,
+        }
+    }
+
+    fn client(firmware: Firmware, asker: Asker, pi: Option<PiModel>) -> Client {
+        Client {
+            firmware,
+            cpu: if pi.is_some() {
+                Cpu::Arm64
+            } else {
+                Cpu::X86_64
+            },
+            asker,
+            pi,
+        }
+    }
+
+    #[test]
+    fn what_each_client_gets_on_top_of_the_authoritative_answer() {
+        let bios = for_proxy(
+            info(None, None),
+            &client(Firmware::Bios, Asker::FirmwarePxe, None),
+        );
+        assert_eq!(bios.vendor_class, Some("PXEClient"));
+        assert_eq!(bios.vendor_options, Some(vec![6, 1, 8, 255]));
+        let uefi = for_proxy(
+            info(None, None),
+            &client(Firmware::Uefi, Asker::FirmwarePxe, None),
+        );
+        assert_eq!(
+            (uefi.vendor_class, uefi.vendor_options),
+            (Some("PXEClient"), None),
+            "no option 43: EDK2 then asks port 4011"
+        );
+        let http = for_proxy(
+            info(Some("HTTPClient"), None),
+            &client(Firmware::Uefi, Asker::FirmwareHttp, None),
+        );
+        assert_eq!(
+            (http.vendor_class, http.vendor_options),
+            (Some("HTTPClient"), None)
+        );
+        let ipxe = for_proxy(
+            info(None, None),
+            &client(Firmware::Bios, Asker::IpxeDhcp, None),
+        );
+        assert_eq!(
+            (ipxe.vendor_class, ipxe.vendor_options),
+            (Some("PXEClient"), None)
+        );
+    }
+
+    #[test]
+    fn a_pi_answer_from_the_boot_decision_goes_out_unchanged() {
+        // What `reply::boot_info` gives a Raspberry Pi: its own option 43
+        // (the "Raspberry Pi Boot" menu). The proxy must not replace it.
+        let menu = b"\x06\x01\x03\x0a\x04\x00PXE\x09\x14\x00\x00\x11Raspberry Pi Boot\xff".to_vec();
+        let pi = for_proxy(
+            info(Some("PXEClient"), Some(menu.clone())),
+            &client(Firmware::Bios, Asker::FirmwarePxe, Some(PiModel::Pi4)),
+        );
+        assert_eq!(pi.vendor_options, Some(menu));
+        assert_eq!(pi.vendor_class, Some("PXEClient"));
+    }
+}
