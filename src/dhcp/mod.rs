@@ -614,7 +614,16 @@ fn serving_subnet<'c>(req: &Request<'_>, config: &'c Config) -> Option<&'c Subne
     let key = [req.giaddr, ciaddr, config.server.address]
         .into_iter()
         .find(|ip| !ip.is_unspecified())?;
-    config.dhcp.subnet_containing(key)
+    match (
+        config.dhcp.subnet_containing(key),
+        config.dhcp.subnets.as_slice(),
+    ) {
+        (Some(subnet), _) => Some(subnet),
+        // One network and a local broadcast: it is that network, even when
+        // bootherd's own address lies outside it (`check` warns about that).
+        (None, [only]) if req.giaddr.is_unspecified() && ciaddr.is_unspecified() => Some(only),
+        (None, _) => None,
+    }
 }
 
 fn lease_secs(config: &Config) -> u32 {

@@ -760,3 +760,17 @@ fn the_proxy_stays_silent_for_everything_that_is_not_its_business() {
         State::Discovered
     );
 }
+
+#[test]
+fn a_single_network_serves_local_broadcasts_even_off_the_server_address() {
+    // `check` warns about this layout, but it served before several subnets
+    // existed and must keep serving.
+    let mut f = fixture_with(&CONFIG.replace("address = \"10.55.0.1\"", "address = \"10.56.0.1\""));
+    let offer = f.exchange(&request_bytes(1, UNKNOWN, &[])).unwrap();
+    assert_eq!(offer.yiaddr(), ip("10.55.0.200"));
+    // Several networks: a local broadcast belongs to bootherd's own, and
+    // with none containing bootherd's address it is not served.
+    let mut f =
+        fixture_with(&RELAYED.replace("address = \"10.55.0.1\"", "address = \"10.56.0.1\""));
+    assert!(f.send(&request_bytes(1, UNKNOWN, &[])).is_none());
+}
