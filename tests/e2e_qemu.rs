@@ -553,6 +553,8 @@ fn uefi_pxe_and_http_boot_through_proxy_dhcp_beside_dnsmasq() {
     lab.expect(
         &serial,
         &[
+            "Start HTTP Boot over IPv4",
+            "URI: http://10.55.0.1:8080/ipxe.efi",
             "bootherd: installing w5 ",
             "BOOTHERD-STANDIN: seed ok hostname=w5",
             "BOOTHERD-STANDIN: callback HTTP/1.",
@@ -621,12 +623,15 @@ fn uefi_http_boot_install() {
     if serial.contains("NBP filename") {
         lab.fail("the firmware PXE-booted instead of HTTP-booting", &serial);
     }
-    for line in serial
-        .lines()
-        .filter(|l| l.contains("HTTP") || l.contains("URI"))
-    {
-        eprintln!("serial: {}", line.trim());
-    }
+    // EDK2's HttpBootDxe reports the URI it took from bootherd's offer.
+    lab.expect(
+        &serial,
+        &[
+            "Start HTTP Boot over IPv4",
+            "URI: http://10.55.0.1:8080/ipxe.efi",
+        ],
+        "HTTP boot",
+    );
     eprintln!(
         "HTTP boot flow passed in {:.1} s",
         t0.elapsed().as_secs_f64()
