@@ -24,7 +24,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 /// table 2-1), then the end mark. UEFI clients get no option 43 (see the
 /// module doc): EDK2 would take a discovery-control offer as "PXE10" and run
 /// a boot-server discovery that many firmwares implement badly.
-const BIOS_PXE_OPTIONS: [u8; 4] = [6, 1, 8, 255];
+const BIOS_PXE_OPTIONS: &[u8] = &[6, 1, 8, 255];
 
 impl Server {
     /// Proxy mode: a proxy OFFER on port 67, an ACK on port 4011, or nothing.
@@ -101,8 +101,8 @@ pub fn for_proxy(mut info: BootInfo, client: &Client) -> BootInfo {
     let bios_rom = client.asker == Asker::FirmwarePxe
         && client.firmware == Firmware::Bios
         && client.pi.is_none();
-    if info.vendor_options.is_none() && bios_rom {
-        info.vendor_options = Some(BIOS_PXE_OPTIONS.to_vec());
+    if info.vendor_specific.is_none() && bios_rom {
+        info.vendor_specific = Some(BIOS_PXE_OPTIONS);
     }
     info
 }
@@ -112,12 +112,15 @@ mod tests {
     use super::*;
     use crate::boot::{Cpu, PiModel};
 
-    fn info(vendor_class: Option<&'static str>, vendor_options: Option<Vec<u8>>) -> BootInfo {
+    fn info(
+        vendor_class: Option<&'static str>,
+        vendor_specific: Option<&'static [u8]>,
+    ) -> BootInfo {
         BootInfo {
             file: "f".into(),
             next_server: Ipv4Addr::new(10, 55, 0, 1),
             vendor_class,
-            vendor_options,
+            vendor_specific,
         }
     }
 
@@ -141,13 +144,13 @@ mod tests {
             &client(Firmware::Bios, Asker::FirmwarePxe, None),
         );
         assert_eq!(bios.vendor_class, Some("PXEClient"));
-        assert_eq!(bios.vendor_options, Some(vec![6, 1, 8, 255]));
+        assert_eq!(bios.vendor_specific, Some(&[6u8, 1, 8, 255][..]));
         let uefi = for_proxy(
             info(None, None),
             &client(Firmware::Uefi, Asker::FirmwarePxe, None),
         );
         assert_eq!(
-            (uefi.vendor_class, uefi.vendor_options),
+            (uefi.vendor_class, uefi.vendor_specific),
             (Some("PXEClient"), None),
             "no option 43: EDK2 then asks port 4011"
         );
@@ -156,7 +159,7 @@ mod tests {
             &client(Firmware::Uefi, Asker::FirmwareHttp, None),
         );
         assert_eq!(
-            (http.vendor_class, http.vendor_options),
+            (http.vendor_class, http.vendor_specific),
             (Some("HTTPClient"), None)
         );
         let ipxe = for_proxy(
@@ -164,7 +167,7 @@ mod tests {
             &client(Firmware::Bios, Asker::IpxeDhcp, None),
         );
         assert_eq!(
-            (ipxe.vendor_class, ipxe.vendor_options),
+            (ipxe.vendor_class, ipxe.vendor_specific),
             (Some("PXEClient"), None)
         );
     }
@@ -173,12 +176,13 @@ mod tests {
     fn a_pi_answer_from_the_boot_decision_goes_out_unchanged() {
         // What `reply::boot_info` gives a Raspberry Pi: its own option 43
         // (the "Raspberry Pi Boot" menu). The proxy must not replace it.
-        let menu = b"\x06\x01\x03\x0a\x04\x00PXE\x09\x14\x00\x00\x11Raspberry Pi Boot\xff".to_vec();
+        let menu: &'static [u8] =
+            b"\x06\x01\x03\x0a\x04\x00PXE\x09\x14\x00\x00\x11Raspberry Pi Boot\xff";
         let pi = for_proxy(
-            info(Some("PXEClient"), Some(menu.clone())),
+            info(Some("PXEClient"), Some(menu)),
             &client(Firmware::Bios, Asker::FirmwarePxe, Some(PiModel::Pi4)),
         );
-        assert_eq!(pi.vendor_options, Some(menu));
+        assert_eq!(pi.vendor_specific, Some(menu));
         assert_eq!(pi.vendor_class, Some("PXEClient"));
     }
 }

@@ -27,9 +27,9 @@ pub struct BootInfo {
     /// boot offer without it). Never `PXEClient` in an address-giving offer:
     /// see [`boot_info`].
     pub vendor_class: Option<&'static str>,
-    /// Option 43, the PXE vendor options, already encoded (sub-options and
-    /// the closing 255). `None` sends no option 43.
-    pub vendor_options: Option<Vec<u8>>,
+    /// Option 43 (vendor-specific information), when the client needs it:
+    /// PXE sub-options, already encoded with their closing 255.
+    pub vendor_specific: Option<&'static [u8]>,
 }
 
 /// What the boot decision means on the wire for this client; `None` for no boot file.
@@ -40,7 +40,7 @@ pub fn boot_info(action: &BootAction, client: &Client, config: &Config) -> Optio
             file: format!("{}/{}", config.http_base(), program.file_name()),
             next_server: server,
             vendor_class: Some("HTTPClient"),
-            vendor_options: None,
+            vendor_specific: None,
         }),
         // No option 60 here. EDK2 (OVMF, most UEFI firmware) classifies an
         // offer that carries `PXEClient` but no option 43 as a "BINL" offer
@@ -52,13 +52,13 @@ pub fn boot_info(action: &BootAction, client: &Client, config: &Config) -> Optio
             file: program.file_name().to_string(),
             next_server: server,
             vendor_class: None,
-            vendor_options: None,
+            vendor_specific: None,
         }),
         BootAction::IpxeScript => Some(BootInfo {
             file: format!("{}/boot.ipxe", config.http_base()),
             next_server: server,
             vendor_class: None,
-            vendor_options: None,
+            vendor_specific: None,
         }),
         // The boot script's answers (install, local disk) are not DHCP's; a
         // client that gets here at DHCP time gets a plain lease.
@@ -200,8 +200,8 @@ fn message(
         if let Some(class) = boot.vendor_class {
             opts.insert(DhcpOption::ClassIdentifier(class.as_bytes().to_vec()));
         }
-        if let Some(pxe) = &boot.vendor_options {
-            opts.insert(DhcpOption::VendorExtensions(pxe.clone()));
+        if let Some(pxe) = boot.vendor_specific {
+            opts.insert(DhcpOption::VendorExtensions(pxe.to_vec()));
         }
     }
     if let Some(id) = req.client_machine_id.filter(|_| reply.echo_machine_id) {
@@ -453,7 +453,7 @@ ip = "10.55.0.11"
             file: "x".repeat(120),
             next_server: cfg.server.address,
             vendor_class: Some("PXEClient"),
-            vendor_options: None,
+            vendor_specific: None,
         };
         let reply = Reply {
             kind: MessageType::Ack,
