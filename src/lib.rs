@@ -22,7 +22,7 @@
 //! - `pi`        — Raspberry Pi 4/5: serials learned by DHCP, TFTP boot files, config.txt/cmdline.txt, the disk-image installer.
 //! - `images`    — the image catalog and cache: download, verify, import, extract; what is missing.
 //! - `operator`  — the operator token that guards API writes.
-//! - `dhcp`      — the DHCP server: client classification, leases, replies.
+//! - `dhcp`      — the DHCP server: client classification, leases, replies, relayed subnets, proxyDHCP (ports 67 and 4011).
 //! - `tftp`      — the read-only TFTP server (its own engine on tokio).
 //! - `http`      — the HTTP server: boot scripts, cloud-init seeds, assets, JSON API.
 //! - `serve`     — starts the services and handles reloads.

@@ -32,11 +32,8 @@ pub async fn run(
     let mut services: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
     services.spawn(named("http", http::serve(app.clone())));
     match config.dhcp.mode {
-        DhcpMode::Authoritative => {
+        DhcpMode::Authoritative | DhcpMode::Proxy => {
             services.spawn(named("dhcp", dhcp::serve(app.clone())));
-        }
-        DhcpMode::Proxy => {
-            tracing::warn!("[dhcp] mode = \"proxy\" is not served by this version; DHCP is off")
         }
         DhcpMode::Off => tracing::info!("DHCP is off ([dhcp] mode = \"off\")"),
     }
@@ -108,12 +105,18 @@ async fn named(
 }
 
 fn reload(app: &App) {
+    let mode_before = app.config().dhcp.mode;
     match app.reload() {
         Ok(warnings) => {
             for w in &warnings {
                 tracing::warn!("config: {w}");
             }
             tracing::info!("config reloaded ({} machines)", app.config().machines.len());
+            let mode = app.config().dhcp.mode;
+            if mode != mode_before {
+                // The DHCP sockets (67, and 4011 for proxy mode) are opened at start.
+                tracing::warn!("[dhcp] mode changed from {mode_before} to {mode}: restart bootherd to apply it fully");
+            }
         }
         Err(e) => tracing::error!("config reload refused, the running config stays: {e:#}"),
     }

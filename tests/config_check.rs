@@ -293,3 +293,137 @@ fn pi_serials_are_8_hex_digits_unique_and_only_on_pis() {
         "`serial` is only for Raspberry Pi machines",
     );
 }
+
+/// Two networks behind relays: the rack subnets each have their own pool,
+/// gateway and DNS; machines belong to the subnet their `ip` lies in.
+const RELAYED: &str = r#"[server]
+address = "10.0.0.2"
+data_dir = "/var/lib/bootherd"
+
+[dhcp]
+mode = "authoritative"
+lease_time = "1h"
+
+[[dhcp.subnet]]
+subnet = "10.0.0.0/24"
+gateway = "10.0.0.1"
+dns = ["10.0.0.1"]
+pool = "10.0.0.200-10.0.0.250"
+
+[[dhcp.subnet]]
+subnet = "10.1.0.0/24"
+gateway = "10.1.0.1"
+dns = ["10.1.0.1"]
+pool = "10.1.0.100-10.1.0.150"
+
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.0.0.100:6443"
+load_balancer = "stacked"
+
+[[machine]]
+mac = "52:54:00:aa:00:01"
+hostname = "cp1"
+role = "control-plane"
+ip = "10.0.0.11"
+
+[[machine]]
+mac = "52:54:00:aa:00:02"
+hostname = "w1"
+role = "worker"
+ip = "10.1.0.21"
+"#;
+
+fn edit_relayed(from: &str, to: &str) -> String {
+    assert_eq!(RELAYED.matches(from).count(), 1, "ambiguous edit {from:?}");
+    RELAYED.replacen(from, to, 1)
+}
+
+#[test]
+fn several_subnets_are_valid_and_each_machine_lives_in_one() {
+    let (code, out) = check(RELAYED);
+    assert_eq!(code, 0, "{out}");
+    // The machine's own subnet gives its installed network settings.
+    let (cfg, _) = bootherd::config::parse(RELAYED).unwrap();
+    let w1 = cfg.machine_by_name("w1").unwrap();
+    let net = cfg.dhcp.subnet_containing(w1.ip).unwrap();
+    assert_eq!(net.gateway, Some("10.1.0.1".parse().unwrap()));
+    assert_eq!(cfg.dhcp.pools().count(), 2);
+}
+
+#[test]
+fn subnet_block_mistakes_name_their_line() {
+    let t = edit_relayed("subnet = \"10.1.0.0/24\"", "subnet = \"10.0.0.128/25\"");
+    assert_refused(
+        &t,
+        line_of(&t, "10.0.0.128/25"),
+        "overlaps subnet 10.0.0.0/24",
+    );
+    let t = edit_relayed(
+        "pool = \"10.1.0.100-10.1.0.150\"",
+        "pool = \"10.0.0.100-10.0.0.150\"",
+    );
+    assert_refused(
+        &t,
+        line_of(&t, "10.0.0.100-10.0.0.150"),
+        "not inside the usable addresses of subnet 10.1.0.0/24",
+    );
+    let t = edit_relayed("ip = \"10.1.0.21\"", "ip = \"10.2.0.21\"");
+    assert_refused(
+        &t,
+        line_of(&t, "10.2.0.21"),
+        "in none of the DHCP subnets (10.0.0.0/24, 10.1.0.0/24)",
+    );
+    let t = edit_relayed("ip = \"10.1.0.21\"", "ip = \"10.1.0.120\"");
+    assert_refused(&t, line_of(&t, "10.1.0.120"), "inside the pool");
+    let t = edit_relayed("gateway = \"10.1.0.1\"", "gateway = \"10.0.0.1\"");
+    assert_refused(
+        &t,
+        nth_line_of(&t, "gateway = \"10.0.0.1\"", 2),
+        "outside subnet 10.1.0.0/24",
+    );
+    let t = edit_relayed(
+        "lease_time = \"1h\"",
+        "lease_time = \"1h\"\ngateway = \"10.0.0.1\"",
+    );
+    assert_refused(
+        &t,
+        line_of(&t, "lease_time") + 1,
+        "`gateway` in [dhcp] while the networks are [[dhcp.subnet]] blocks",
+    );
+    let t = edit_relayed("pool = \"10.1.0.100-10.1.0.150\"\n", "");
+    assert_refused(
+        &t,
+        line_of(&t, "10.1.0.0/24"),
+        "subnet 10.1.0.0/24 has no pool",
+    );
+}
+
+#[test]
+fn the_proxy_and_relay_examples_are_valid() {
+    for name in ["proxy.toml", "relays.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name);
+        let (code, out) = check(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(code, 0, "examples/{name}:\n{out}");
+    }
+}
+
+#[test]
+fn a_pool_in_proxy_mode_is_flagged_as_unused() {
+    let t = edit(
+        "subnet = \"10.0.0.0/24\"",
+        "mode = \"proxy\"\nsubnet = \"10.0.0.0/24\"",
+    );
+    let (code, out) = check(&t);
+    assert_eq!(code, 0, "{out}");
+    let line = line_of(&t, "pool =");
+    assert!(
+        out.contains(&format!(
+            ":{line}: warning: a pool is not used in proxy mode"
+        )),
+        "{out}"
+    );
+}

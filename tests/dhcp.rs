@@ -23,15 +23,24 @@ fn config() -> String {
 }
 
 fn set_client_mac(lan: &Lan, mac: &str) {
-    lan.client.ip(&["link", "set", "cl0", "down"]);
-    lan.client.ip(&["addr", "flush", "dev", "cl0"]);
-    lan.client.ip(&["link", "set", "cl0", "address", mac]);
-    lan.client.ip(&["link", "set", "cl0", "up"]);
+    set_mac(&lan.client, mac);
+}
+
+/// Gives `cl0` in `ns` a new MAC and no address.
+fn set_mac(ns: &Netns, mac: &str) {
+    ns.ip(&["link", "set", "cl0", "down"]);
+    ns.ip(&["addr", "flush", "dev", "cl0"]);
+    ns.ip(&["link", "set", "cl0", "address", mac]);
+    ns.ip(&["link", "set", "cl0", "up"]);
 }
 
 /// The IPv4 address on the client's `cl0`, if any.
 fn client_address(lan: &Lan) -> Option<Ipv4Addr> {
-    let out = lan.client.ip(&["-4", "-o", "addr", "show", "dev", "cl0"]);
+    address_of_cl0(&lan.client)
+}
+
+fn address_of_cl0(ns: &Netns) -> Option<Ipv4Addr> {
+    let out = ns.ip(&["-4", "-o", "addr", "show", "dev", "cl0"]);
     let text = String::from_utf8_lossy(&out.stdout);
     let word = text
         .split_whitespace()
@@ -83,8 +92,12 @@ impl Dhclient {
     /// One acquisition (`-1`); returns whether dhclient got a lease. It then
     /// stays in the background to renew; it is stopped here.
     fn run(&self, lan: &Lan) -> bool {
-        let status = lan
-            .client
+        self.run_on(&lan.client, "cl0")
+    }
+
+    /// One acquisition on `iface` in namespace `ns`.
+    fn run_on(&self, ns: &Netns, iface: &str) -> bool {
+        let status = ns
             .cmd("timeout")
             .arg("60")
             .args(["dhclient", "-4", "-1", "-v", "-sf", "/sbin/dhclient-script"])
@@ -94,7 +107,7 @@ impl Dhclient {
             .arg(self.file("leases"))
             .arg("-pf")
             .arg(self.file("pid"))
-            .arg("cl0")
+            .arg(iface)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -479,6 +492,9 @@ fn perfdhcp_as_a_relay_completes_every_exchange() {
             "2",
             "-R",
             "40",
+            // Replies still in flight at the end are not drops (see below).
+            "-W",
+            "1000000",
             "-l",
             "10.55.0.2",
             "10.55.0.1",
@@ -497,4 +513,249 @@ fn perfdhcp_as_a_relay_completes_every_exchange() {
     let leases = store(&server).leases().unwrap();
     assert_eq!(leases.len(), 40, "one lease per simulated client");
     assert!(leases.iter().all(|l| in_pool(l.ip)));
+}
+
+/// bootherd on 10.55.0.1 serving its own network and two rack networks
+/// behind relays, each with its own pool, gateway and DNS; worker w1 is
+/// reserved in rack 10.66.0.0/24.
+fn relayed_config() -> String {
+    r#"[server]
+interface = "bh0"
+address = "10.55.0.1"
+http_port = 8080
+data_dir = "@DATA@"
+
+[dhcp]
+mode = "authoritative"
+lease_time = "1h"
+
+[[dhcp.subnet]]
+subnet = "10.55.0.0/24"
+gateway = "10.55.0.1"
+dns = ["10.55.0.1"]
+pool = "10.55.0.200-10.55.0.250"
+
+[[dhcp.subnet]]
+subnet = "10.66.0.0/24"
+gateway = "10.66.0.1"
+dns = ["10.66.0.53"]
+pool = "10.66.0.100-10.66.0.199"
+
+[[dhcp.subnet]]
+subnet = "10.77.0.0/24"
+gateway = "10.77.0.1"
+dns = ["10.77.0.53"]
+pool = "10.77.0.100-10.77.0.199"
+
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+load_balancer = "stacked"
+
+[tftp]
+enabled = false
+root = "@DATA@/tftp"
+
+"#
+    .to_string()
+        + &machine(CP1_MAC, "cp1", "control-plane", CP1_IP)
+        + &machine(W1_MAC, "w1", "worker", W1_IP)
+}
+
+const W1_MAC: &str = "52:54:00:aa:00:21";
+
+/// Captures (AF_PACKET) every BOOTREPLY on the interface in argv[1] and
+/// prints its option 82 in hex, one line per reply ("-" when it has none).
+const REPLY_OPTION_82_CAPTURE: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0800))
+s.bind((sys.argv[1], 0))
+print("ready", flush=True)
+while True:
+    f = s.recv(4096)
+    ip = f[14:]
+    if ip[9] != 17:
+        continue
+    udp = ip[(ip[0] & 15) * 4:]
+    d = udp[8:]
+    if udp[0:2] != b"\x00\x43" or len(d) < 240 or d[0] != 2:
+        continue
+    found, i = "-", 240
+    while i + 1 < len(d) and d[i] != 255:
+        if d[i] == 0:
+            i += 1
+            continue
+        if d[i] == 82:
+            found = d[i + 2:i + 2 + d[i + 1]].hex()
+        i += 2 + d[i + 1]
+    print(found, flush=True)
+"#;
+const W1_IP: &str = "10.66.0.21";
+
+fn in_range(ip: Ipv4Addr, first: [u8; 4], last: [u8; 4]) -> bool {
+    (Ipv4Addr::from(first)..=Ipv4Addr::from(last)).contains(&ip)
+}
+
+/// client (rack 10.66.0.0/24) — `dhcrelay` (isc-dhcp-relay, adding option
+/// 82) — bootherd: ISC dhclient on the far side gets the address of the
+/// rack's `[[dhcp.subnet]]`, its reservation or that rack's pool.
+#[test]
+fn dhclient_behind_dhcrelay_gets_an_address_of_its_rack_subnet() {
+    require(&["dhclient", "dhcrelay"]);
+    let server_ns = Netns::new("rls");
+    let relay = Netns::new("rlr");
+    let client = Netns::new("rlc");
+    link(&server_ns, "bh0", &relay, "up0");
+    link(&relay, "dn0", &client, "cl0");
+    server_ns.ip(&["addr", "add", "10.55.0.1/24", "dev", "bh0"]);
+    server_ns.ip(&["route", "add", "10.66.0.0/24", "via", "10.55.0.254"]);
+    relay.ip(&["addr", "add", "10.55.0.254/24", "dev", "up0"]);
+    relay.ip(&["addr", "add", "10.66.0.1/24", "dev", "dn0"]);
+    sh(relay.cmd("sysctl").args(["-qw", "net.ipv4.ip_forward=1"]));
+    let server = Server::start(&server_ns, &relayed_config());
+
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("dhcrelay.pid");
+    // -a: add option 82 (circuit id = dn0), which bootherd must echo; the
+    // capture on the relay's uplink shows what came back.
+    let mut dhcrelay = relay
+        .cmd("dhcrelay")
+        .args(["-4", "-d", "-a", "-id", "dn0", "-iu", "up0", "-pf"])
+        .arg(&pid_file)
+        .arg("10.55.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start dhcrelay");
+    let mut capture = relay
+        .cmd("python3")
+        .args(["-c", REPLY_OPTION_82_CAPTURE, "up0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut captured = std::io::BufReader::new(capture.stdout.take().unwrap());
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut captured, &mut ready).unwrap();
+    assert_eq!(ready.trim(), "ready", "the capture did not start");
+    std::thread::sleep(Duration::from_millis(300));
+
+    for (mac, expect) in [
+        (W1_MAC, None),
+        (
+            "52:54:00:bb:06:01",
+            Some(([10, 66, 0, 100], [10, 66, 0, 199])),
+        ),
+    ] {
+        set_mac(&client, mac);
+        let dhclient = Dhclient::new();
+        let got = dhclient.run_on(&client, "cl0");
+        let address = address_of_cl0(&client);
+        if !got || address.is_none() {
+            let _ = dhcrelay.kill();
+            let out = dhcrelay.wait_with_output().unwrap();
+            panic!(
+                "dhclient behind dhcrelay got no lease for {mac}\n--- dhcrelay ---\n{}\n--- bootherd ---\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                server.log()
+            );
+        }
+        let address = address.unwrap();
+        match expect {
+            None => assert_eq!(
+                address,
+                W1_IP.parse::<Ipv4Addr>().unwrap(),
+                "w1's reservation"
+            ),
+            Some((first, last)) => assert!(
+                in_range(address, first, last),
+                "{mac} got {address}, outside the rack pool"
+            ),
+        }
+        assert!(
+            dhclient.lease_file().contains("option routers 10.66.0.1;"),
+            "the rack's gateway:\n{}",
+            dhclient.lease_file()
+        );
+        assert_eq!(lease_of(&server, mac), Some(address), "the lease is stored");
+    }
+    let _ = Command::new("kill").arg(capture.id().to_string()).status();
+    let _ = capture.wait();
+    let mut replies = String::new();
+    std::io::Read::read_to_string(&mut captured, &mut replies).unwrap();
+    let echoed: Vec<&str> = replies.lines().collect();
+    // Two DORAs: two OFFERs and two ACKs, each with dhcrelay's circuit id
+    // (sub-option 1, "dn0") exactly as dhcrelay sent it.
+    assert!(
+        echoed.len() >= 4,
+        "replies on the relay's uplink: {echoed:?}"
+    );
+    assert!(
+        echoed.iter().all(|o| *o == "0103646e30"),
+        "option 82 not echoed unchanged: {echoed:?}"
+    );
+    let _ = dhcrelay.kill();
+    let _ = dhcrelay.wait();
+}
+
+/// Two perfdhcp runs at once, each a relay (`-l` sets giaddr) on its own
+/// rack network: every client gets an address of its rack's pool, 0 drops.
+#[test]
+fn perfdhcp_relays_on_two_subnets_get_addresses_from_each() {
+    require(&["perfdhcp"]);
+    let lan = Lan::new("p2", "10.55.0.1/24");
+    for rack in ["10.66.0.0/24", "10.77.0.0/24"] {
+        lan.server.ip(&["route", "add", rack, "dev", "bh0"]);
+    }
+    for relay in ["10.66.0.1/24", "10.77.0.1/24"] {
+        lan.client.ip(&["addr", "add", relay, "dev", "cl0"]);
+    }
+    lan.client
+        .ip(&["route", "add", "10.55.0.0/24", "dev", "cl0"]);
+    let server = Server::start(&lan.server, &relayed_config());
+    // Each rack's simulated clients have their own MACs (`-b`).
+    let perf = |relay: &str, macs: &str| {
+        lan.client
+            .cmd("perfdhcp")
+            .args(["-4", "-g", "single", "-r", "50", "-p", "2", "-R", "40"])
+            // Wait 1 s after the run for replies still in flight, so a
+            // slow fsync on a loaded host is not counted as a drop.
+            .args(["-W", "1000000"])
+            .args(["-b", &format!("mac={macs}")])
+            .args(["-l", relay, "10.55.0.1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let runs = [
+        perf("10.66.0.1", "00:0c:01:66:00:00"),
+        perf("10.77.0.1", "00:0c:01:77:00:00"),
+    ];
+    for (run, relay) in runs.into_iter().zip(["10.66.0.1", "10.77.0.1"]) {
+        let out = run.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "perfdhcp via {relay} rc {:?}:\n{text}\n{}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr),
+            server.log()
+        );
+        let drops: Vec<&str> = text.lines().filter(|l| l.starts_with("drops:")).collect();
+        assert_eq!(drops, ["drops: 0", "drops: 0"], "via {relay}:\n{text}");
+    }
+    let leases = store(&server).leases().unwrap();
+    let rack = |third: u8| {
+        leases
+            .iter()
+            .filter(|l| in_range(l.ip, [10, third, 0, 100], [10, third, 0, 199]))
+            .count()
+    };
+    assert_eq!(
+        (rack(66), rack(77)),
+        (40, 40),
+        "40 leases in each rack pool: {leases:?}"
+    );
+    assert_eq!(leases.len(), 80, "and none anywhere else");
 }

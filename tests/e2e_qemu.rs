@@ -12,8 +12,10 @@
 mod common;
 
 use common::{lan_config, machine, require, Netns, Server};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -56,10 +58,15 @@ impl Lab {
     /// A namespace with bridge `bh0` (bootherd's 10.55.0.1) and `tap0` for
     /// the VM, and `bootherd serve` with `machines` and the installer files.
     fn start(tag: &str, machines: &str) -> Lab {
+        Lab::start_with(tag, &lan_config(machines))
+    }
+
+    /// The same network and files with bootherd running `config`.
+    fn start_with(tag: &str, config: &str) -> Lab {
         require(&["qemu-system-x86_64", "busybox", "cpio", "ip", "timeout"]);
         let ns = Netns::new(tag);
         common::sh(Command::new(lab_script()).args(["net-up", &ns.name, SERVER_CIDR, "bh0"]));
-        let server = Server::start(&ns, &lan_config(machines));
+        let server = Server::start(&ns, config);
 
         // The files an operator would copy out of the live-server ISO, with
         // the stand-ins in their place; the ISO only has to exist (the
@@ -393,4 +400,240 @@ fn uefi_pxe_install() {
     }
     assert_eq!(lab.state("cp2"), "installed");
     eprintln!("UEFI flow passed in {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+/// The site's own DHCP server on the lab network: dnsmasq in a namespace of
+/// its own, plugged into the lab bridge, handing out 10.55.0.120-140 and
+/// nothing about booting.
+struct SiteDhcp {
+    dnsmasq: Child,
+    dir: tempfile::TempDir,
+    // Last: deleting the namespace kills whatever is left in it.
+    _ns: Netns,
+}
+
+impl SiteDhcp {
+    fn start(lab: &Lab) -> SiteDhcp {
+        require(&["dnsmasq"]);
+        let ns = Netns::new("site");
+        common::link(&lab.ns, "site0", &ns, "eth0");
+        lab.ns.ip(&["link", "set", "site0", "master", "bh0"]);
+        ns.ip(&["addr", "add", "10.55.0.254/24", "dev", "eth0"]);
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("dnsmasq.log")).unwrap();
+        let dnsmasq = ns
+            .cmd("dnsmasq")
+            .args([
+                "--no-daemon",
+                "--conf-file=/dev/null",
+                "--user=root",
+                "--port=0",
+                "--interface=eth0",
+                "--bind-interfaces",
+                "--dhcp-range=10.55.0.120,10.55.0.140,255.255.255.0,1h",
+                "--dhcp-authoritative",
+                "--log-dhcp",
+            ])
+            .arg(format!(
+                "--dhcp-leasefile={}",
+                dir.path().join("leases").display()
+            ))
+            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start dnsmasq");
+        SiteDhcp {
+            dnsmasq,
+            dir,
+            _ns: ns,
+        }
+    }
+
+    fn leases(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("leases")).unwrap_or_default()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dnsmasq.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SiteDhcp {
+    fn drop(&mut self) {
+        let _ = self.dnsmasq.kill();
+        let _ = self.dnsmasq.wait();
+    }
+}
+
+/// The address the stand-in's `udhcpc` reported on the serial console.
+fn standin_address(serial: &str) -> Option<Ipv4Addr> {
+    serial
+        .lines()
+        .find_map(|l| l.split("BOOTHERD-STANDIN: dhcp ip=").nth(1))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Proxy mode beside dnsmasq, the only address server on the network:
+/// OVMF's UEFI PXE takes its address from dnsmasq and its boot file from
+/// bootherd (proxy offer, then the boot-server ACK on port 4011), iPXE its
+/// script URL from bootherd's proxy offer, and the install runs to the end.
+/// Then a second machine does the same by UEFI HTTP boot (a proxy offer
+/// with `HTTPClient` and the URL). dnsmasq holds the leases; bootherd none.
+#[test]
+fn uefi_pxe_and_http_boot_through_proxy_dhcp_beside_dnsmasq() {
+    const MAC: &str = "52:54:00:12:34:58";
+    const HTTP_MAC: &str = "52:54:00:12:34:5a";
+    let machines = machine(MAC, "cp3", "control-plane", "10.55.0.13")
+        + &machine(HTTP_MAC, "w5", "worker", "10.55.0.15");
+    let config = lan_config(&machines)
+        .replace("mode = \"authoritative\"", "mode = \"proxy\"")
+        .replace("pool = \"10.55.0.200-10.55.0.250\"\n", "");
+    let lab = Lab::start_with("qp", &config);
+    let site = SiteDhcp::start(&lab);
+    let t0 = Instant::now();
+    let serial = lab.boot("proxy-install", MAC, "uefi", None, None);
+    let context = |what: &str| format!("{what}\n--- dnsmasq ---\n{}", site.log());
+    let station = serial
+        .lines()
+        .find_map(|l| l.split("Station IP address is ").nth(1))
+        .and_then(|ip| ip.trim().parse::<Ipv4Addr>().ok());
+    let from_dnsmasq = |ip: Ipv4Addr| (120..=140).contains(&ip.octets()[3]);
+    if !station.is_some_and(from_dnsmasq) {
+        lab.fail(
+            &context(&format!(
+                "the firmware's address {station:?} is not dnsmasq's"
+            )),
+            &serial,
+        );
+    }
+    lab.expect(
+        &serial,
+        &[
+            "NBP filename is ipxe.efi",
+            "NBP file downloaded successfully",
+            "bootherd: installing cp3 ",
+            "BOOTHERD-STANDIN: init started",
+            "BOOTHERD-STANDIN: seed ok hostname=cp3",
+            "BOOTHERD-STANDIN: callback HTTP/1.",
+            "BOOTHERD-STANDIN: done",
+        ],
+        "proxy boot",
+    );
+    if !standin_address(&serial).is_some_and(from_dnsmasq) {
+        lab.fail(
+            &context("the installer's address is not dnsmasq's"),
+            &serial,
+        );
+    }
+    assert_eq!(lab.state("cp3"), "installed");
+    let log = lab.server.log();
+    for line in log.lines().filter(|l| l.contains("proxyDHCP")) {
+        eprintln!("{line}");
+    }
+    assert!(
+        log.contains("on port 4011 -> Ack"),
+        "no boot-server exchange on port 4011:\n{log}"
+    );
+    assert!(
+        site.leases().contains(MAC),
+        "dnsmasq holds no lease for {MAC}:\n{}",
+        site.leases()
+    );
+    eprintln!(
+        "proxy PXE flow passed in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    let t0 = Instant::now();
+    let serial = lab.boot("proxy-http-install", HTTP_MAC, "uefi-http", None, None);
+    lab.expect(
+        &serial,
+        &[
+            "Start HTTP Boot over IPv4",
+            "URI: http://10.55.0.1:8080/ipxe.efi",
+            "bootherd: installing w5 ",
+            "BOOTHERD-STANDIN: seed ok hostname=w5",
+            "BOOTHERD-STANDIN: callback HTTP/1.",
+            "BOOTHERD-STANDIN: done",
+        ],
+        "proxy HTTP boot",
+    );
+    if serial.contains("NBP filename") || !standin_address(&serial).is_some_and(from_dnsmasq) {
+        lab.fail(&context("not an HTTP boot with dnsmasq's address"), &serial);
+    }
+    assert_eq!(lab.state("w5"), "installed");
+    let log = lab.server.log();
+    let offered = log.lines().any(|l| {
+        l.contains("proxyDHCP Discover on port 67 -> Offer")
+            && l.contains("\"http://10.55.0.1:8080/ipxe.efi\"")
+    });
+    let fetched = log
+        .lines()
+        .any(|l| l.contains("GET") && l.contains("/ipxe.efi") && l.contains("200"));
+    assert!(
+        offered && fetched,
+        "no HTTP-boot proxy offer (offered {offered}) or download of ipxe.efi (fetched {fetched}):\n{log}"
+    );
+    assert!(
+        site.leases().contains(HTTP_MAC),
+        "dnsmasq holds no lease for {HTTP_MAC}:\n{}",
+        site.leases()
+    );
+    let store = bootherd::store::SqliteStore::open(&lab.server.data_dir).unwrap();
+    use bootherd::store::Store;
+    let leases = store.leases().unwrap();
+    assert!(
+        leases.is_empty(),
+        "bootherd stored leases in proxy mode: {leases:?}"
+    );
+    eprintln!(
+        "proxy HTTP flow passed in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+/// UEFI HTTP boot: OVMF with its PXE options off asks DHCP as `HTTPClient`,
+/// gets the URL of ipxe.efi on bootherd's HTTP, downloads and runs it, and
+/// the install runs to the end.
+#[test]
+fn uefi_http_boot_install() {
+    const MAC: &str = "52:54:00:12:34:59";
+    let lab = Lab::start("qh", &machine(MAC, "cp4", "control-plane", "10.55.0.14"));
+    let t0 = Instant::now();
+    let serial = lab.boot("http-install", MAC, "uefi-http", None, None);
+    lab.expect_install(&serial, "cp4", "10.55.0.14", "HTTP boot");
+    let log = lab.server.log();
+    // bootherd's DHCP answer carried the URL, and the firmware fetched it.
+    let offered = log.lines().any(|l| {
+        l.contains("DHCP Discover -> OFFER") && l.contains("\"http://10.55.0.1:8080/ipxe.efi\"")
+    });
+    let fetched = log
+        .lines()
+        .any(|l| l.contains("GET") && l.contains("/ipxe.efi") && l.contains("200"));
+    if !offered || !fetched {
+        lab.fail(
+            &format!("no HTTP-boot offer (offered {offered}) or HTTP download of ipxe.efi (fetched {fetched})"),
+            &serial,
+        );
+    }
+    if serial.contains("NBP filename") {
+        lab.fail("the firmware PXE-booted instead of HTTP-booting", &serial);
+    }
+    // EDK2's HttpBootDxe reports the URI it took from bootherd's offer.
+    lab.expect(
+        &serial,
+        &[
+            "Start HTTP Boot over IPv4",
+            "URI: http://10.55.0.1:8080/ipxe.efi",
+        ],
+        "HTTP boot",
+    );
+    eprintln!(
+        "HTTP boot flow passed in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 }

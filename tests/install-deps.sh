@@ -20,6 +20,9 @@ PKGS=(
     etcd-server                                         # a real etcd cluster for the control-plane reimage
     # the status page in a real browser; /metrics checked by real Prometheus parsers
     chromium chromium-driver prometheus python3-prometheus-client
+    # proxyDHCP and relays (issue 6): the site's DHCP server beside bootherd,
+    # and a real relay agent between a rack network and bootherd
+    dnsmasq isc-dhcp-relay
 )
 
 missing=()

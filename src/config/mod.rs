@@ -51,13 +51,35 @@ pub enum DhcpMode {
 #[derive(Debug, Clone)]
 pub struct Dhcp {
     pub mode: DhcpMode,
-    pub subnet: Ipv4Net,
+    /// The networks served: the local one and those behind relays. No two
+    /// overlap; empty only when DHCP is off and no subnet is configured.
+    pub subnets: Vec<Subnet>,
+    pub domain: Option<String>,
+    pub lease_time: Duration,
+}
+
+/// One network bootherd serves (`[dhcp]` itself, or a `[[dhcp.subnet]]` block).
+/// Its reservations are the machines whose `ip` lies inside `net`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    pub net: Ipv4Net,
     pub gateway: Option<Ipv4Addr>,
     pub dns: Vec<Ipv4Addr>,
-    pub domain: Option<String>,
     /// Addresses for machines that are not in the inventory (inclusive).
     pub pool: Option<Pool>,
-    pub lease_time: Duration,
+}
+
+impl Dhcp {
+    /// The subnet an address belongs to: a relay's `giaddr`, bootherd's own
+    /// address (the local network), or a machine's `ip`.
+    pub fn subnet_containing(&self, ip: Ipv4Addr) -> Option<&Subnet> {
+        self.subnets.iter().find(|s| s.net.contains(&ip))
+    }
+
+    /// Every address pool with its subnet (per-pool lease counts read this).
+    pub fn pools(&self) -> impl Iterator<Item = (&Subnet, Pool)> {
+        self.subnets.iter().filter_map(|s| Some((s, s.pool?)))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

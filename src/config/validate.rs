@@ -1,7 +1,7 @@
 //! Wire types → validated types. Every rule from DESIGN.md lives here; each
 //! finding names the line it is about and how to fix it.
 
-use super::wire::{ConfigWire, MachineWire, S};
+use super::wire::{ConfigWire, MachineWire, SubnetField, S};
 use super::*;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -209,66 +209,79 @@ impl Validator<'_> {
             None => DhcpMode::Authoritative,
             Some(m) => self.choice(m, "DHCP mode", DhcpMode::from_name, DhcpMode::choices())?,
         };
-        let subnet: Ipv4Net = match (&d.subnet, mode) {
-            (Some(s), _) => {
-                let net: Ipv4Net = self.value(s, "subnet", "10.0.0.0/24")?;
-                if net != net.trunc() {
+        let subnets = match d.subnet.as_ref().map(|s| (s, s.get_ref())) {
+            Some((s, SubnetField::Single(net))) => {
+                let net = S::new(s.span(), net.clone());
+                vec![self.subnet(mode, server, &net, &d.gateway, &d.dns, &d.pool)?]
+            }
+            Some((s, SubnetField::Blocks(blocks))) => {
+                // With blocks, the per-network keys belong in each block: one
+                // left in [dhcp] would be ambiguous about which network it is for.
+                for (key, line) in [
+                    ("gateway", d.gateway.as_ref().map(|v| self.at(v))),
+                    ("pool", d.pool.as_ref().map(|v| self.at(v))),
+                    ("dns", d.dns.first().map(|v| self.at(v))),
+                ] {
+                    if let Some(line) = line {
+                        self.error(
+                            line,
+                            format!(
+                                "`{key}` in [dhcp] while the networks are [[dhcp.subnet]] blocks"
+                            ),
+                            format!("move `{key}` into the [[dhcp.subnet]] block of its network"),
+                        );
+                    }
+                }
+                if blocks.is_empty() {
                     let line = self.at(s);
                     self.error(
                         line,
-                        format!("subnet `{net}` has host bits set"),
-                        format!("write the network address: `{}`", net.trunc()),
+                        "[dhcp] subnet is an empty list",
+                        "add [[dhcp.subnet]] blocks, each with subnet, gateway, dns and pool",
                     );
+                    return None;
                 }
-                net.trunc()
+                let mut subnets: Vec<(Subnet, usize)> = Vec::new();
+                let mut all_valid = true;
+                for block in blocks {
+                    let b = block.get_ref();
+                    let Some(subnet) =
+                        self.subnet(mode, server, &b.subnet, &b.gateway, &b.dns, &b.pool)
+                    else {
+                        all_valid = false;
+                        continue;
+                    };
+                    let line = self.at(&b.subnet);
+                    if let Some((other, other_line)) = subnets.iter().find(|(o, _)| {
+                        o.net.contains(&subnet.net.network())
+                            || subnet.net.contains(&o.net.network())
+                    }) {
+                        self.error(
+                            line,
+                            format!(
+                                "subnet {} overlaps subnet {} (line {other_line})",
+                                subnet.net, other.net
+                            ),
+                            "give each [[dhcp.subnet]] its own network; a request is served by the one network containing its relay address",
+                        );
+                    }
+                    subnets.push((subnet, line));
+                }
+                if !all_valid {
+                    return None;
+                }
+                subnets.into_iter().map(|(s, _)| s).collect()
             }
-            (None, DhcpMode::Off) => Ipv4Net::new(
-                server.map(|s| s.address).unwrap_or(Ipv4Addr::UNSPECIFIED),
-                32,
-            )
-            .ok()?,
-            (None, _) => {
+            None if mode == DhcpMode::Off => Vec::new(),
+            None => {
                 let line = self.at(section);
                 self.error(
                     line,
                     "[dhcp] has no subnet",
-                    "add `subnet = \"10.0.0.0/24\"` (the provisioning VLAN)",
+                    "add `subnet = \"10.0.0.0/24\"` (the provisioning VLAN), or [[dhcp.subnet]] blocks",
                 );
                 return None;
             }
-        };
-        let gateway = match &d.gateway {
-            None => None,
-            Some(g) => {
-                let gw: Ipv4Addr = self.value(g, "gateway", "10.0.0.1")?;
-                if !subnet.contains(&gw) {
-                    let line = self.at(g);
-                    self.error(
-                        line,
-                        format!("gateway {gw} is outside subnet {subnet}"),
-                        "use a router address inside the subnet",
-                    );
-                }
-                Some(gw)
-            }
-        };
-        let dns = d
-            .dns
-            .iter()
-            .filter_map(|s| self.value::<Ipv4Addr>(s, "DNS server", "10.0.0.1"))
-            .collect();
-        let pool = match &d.pool {
-            None if mode == DhcpMode::Authoritative => {
-                let line = self.at(section);
-                self.error(
-                    line,
-                    "[dhcp] has no pool for unknown machines",
-                    "add `pool = \"10.0.0.200-10.0.0.250\"` inside the subnet",
-                );
-                None
-            }
-            None => None,
-            Some(p) => self.pool(p, subnet, server, gateway),
         };
         let lease_time = match &d.lease_time {
             None => Duration::from_secs(12 * 3600),
@@ -293,20 +306,87 @@ impl Validator<'_> {
                 }
             },
         };
-        if let Some(server) = server {
-            if mode == DhcpMode::Authoritative && !subnet.contains(&server.address) {
+        if let (Some(server), [only]) = (server, subnets.as_slice()) {
+            if mode == DhcpMode::Authoritative && !only.net.contains(&server.address) {
                 let line = self.at(&w.server.get_ref().address);
-                self.warn(line, format!("server address {} is outside the DHCP subnet {subnet}", server.address), "use bootherd's address on the provisioning VLAN, or serve that subnet through a relay");
+                self.warn(line, format!("server address {} is outside the DHCP subnet {}", server.address, only.net), "use bootherd's address on the provisioning VLAN, or serve that subnet through a relay");
             }
         }
         Some(Dhcp {
             mode,
-            subnet,
+            subnets,
+            domain: d.domain.as_ref().map(|s| s.get_ref().clone()),
+            lease_time,
+        })
+    }
+
+    /// One network: `[dhcp]` itself or a `[[dhcp.subnet]]` block.
+    fn subnet(
+        &mut self,
+        mode: DhcpMode,
+        server: Option<&Server>,
+        net: &S<String>,
+        gateway: &Option<S<String>>,
+        dns: &[S<String>],
+        pool: &Option<S<String>>,
+    ) -> Option<Subnet> {
+        let parsed: Ipv4Net = self.value(net, "subnet", "10.0.0.0/24")?;
+        if parsed != parsed.trunc() {
+            let line = self.at(net);
+            self.error(
+                line,
+                format!("subnet `{parsed}` has host bits set"),
+                format!("write the network address: `{}`", parsed.trunc()),
+            );
+        }
+        let subnet = parsed.trunc();
+        let gateway = match gateway {
+            None => None,
+            Some(g) => {
+                let gw: Ipv4Addr = self.value(g, "gateway", "10.0.0.1")?;
+                if !subnet.contains(&gw) {
+                    let line = self.at(g);
+                    self.error(
+                        line,
+                        format!("gateway {gw} is outside subnet {subnet}"),
+                        "use a router address inside the subnet",
+                    );
+                }
+                Some(gw)
+            }
+        };
+        let dns = dns
+            .iter()
+            .filter_map(|s| self.value::<Ipv4Addr>(s, "DNS server", "10.0.0.1"))
+            .collect();
+        let pool = match pool {
+            None if mode == DhcpMode::Authoritative => {
+                let line = self.at(net);
+                self.error(
+                    line,
+                    format!("subnet {subnet} has no pool for unknown machines"),
+                    "add `pool = \"10.0.0.200-10.0.0.250\"` inside the subnet",
+                );
+                None
+            }
+            None => None,
+            Some(p) => {
+                if mode == DhcpMode::Proxy {
+                    let line = self.at(p);
+                    self.warn(
+                        line,
+                        "a pool is not used in proxy mode (the site's DHCP server gives the addresses)",
+                        "remove `pool`, or use mode = \"authoritative\"",
+                    );
+                }
+                self.pool(p, subnet, server, gateway)
+            }
+        };
+        Some(Subnet {
+            net: subnet,
             gateway,
             dns,
-            domain: d.domain.as_ref().map(|s| s.get_ref().clone()),
             pool,
-            lease_time,
         })
     }
 
@@ -603,28 +683,41 @@ impl Validator<'_> {
                     ));
                 }
             }
-            if dhcp.mode != DhcpMode::Off && !dhcp.subnet.contains(&m.ip) {
-                found.push((
-                    ip_line,
-                    format!(
-                        "{}'s IP {} is outside subnet {}",
-                        m.hostname, m.ip, dhcp.subnet
-                    ),
-                    format!("choose an address in {}", dhcp.subnet),
-                ));
-            } else if dhcp.mode != DhcpMode::Off
-                && (m.ip == dhcp.subnet.network() || m.ip == dhcp.subnet.broadcast())
-            {
-                found.push((
-                    ip_line,
-                    format!(
-                        "{}'s IP {} is the subnet's network or broadcast address",
-                        m.hostname, m.ip
-                    ),
-                    "choose a host address".to_string(),
-                ));
+            let subnet = dhcp.subnet_containing(m.ip);
+            match subnet {
+                None if dhcp.mode != DhcpMode::Off => {
+                    let nets: Vec<String> =
+                        dhcp.subnets.iter().map(|s| s.net.to_string()).collect();
+                    let (message, fix) = match nets.as_slice() {
+                        [one] => (
+                            format!("{}'s IP {} is outside subnet {one}", m.hostname, m.ip),
+                            format!("choose an address in {one}"),
+                        ),
+                        _ => (
+                            format!(
+                                "{}'s IP {} is in none of the DHCP subnets ({})",
+                                m.hostname,
+                                m.ip,
+                                nets.join(", ")
+                            ),
+                            "choose an address in one of them, or add a [[dhcp.subnet]] block for its network".to_string(),
+                        ),
+                    };
+                    found.push((ip_line, message, fix));
+                }
+                Some(s) if m.ip == s.net.network() || m.ip == s.net.broadcast() => {
+                    found.push((
+                        ip_line,
+                        format!(
+                            "{}'s IP {} is the subnet's network or broadcast address",
+                            m.hostname, m.ip
+                        ),
+                        "choose a host address".to_string(),
+                    ));
+                }
+                _ => {}
             }
-            if let Some(pool) = dhcp.pool.filter(|p| p.contains(m.ip)) {
+            if let Some((_, pool)) = dhcp.pools().find(|(_, p)| p.contains(m.ip)) {
                 found.push((
                     ip_line,
                     format!("{}'s IP {} is inside the pool {pool}", m.hostname, m.ip),
@@ -632,17 +725,19 @@ impl Validator<'_> {
                         .to_string(),
                 ));
             }
-            for (what, other) in [
-                ("server address", Some(server.address)),
-                ("gateway", dhcp.gateway),
-            ] {
-                if other == Some(m.ip) {
-                    found.push((
-                        ip_line,
-                        format!("{}'s IP {} is the {what}", m.hostname, m.ip),
-                        "choose another address".to_string(),
-                    ));
-                }
+            if let Some(gw) = subnet.and_then(|s| s.gateway).filter(|gw| *gw == m.ip) {
+                found.push((
+                    ip_line,
+                    format!("{}'s IP {} is the gateway {gw}", m.hostname, m.ip),
+                    "choose another address".to_string(),
+                ));
+            }
+            if m.ip == server.address {
+                found.push((
+                    ip_line,
+                    format!("{}'s IP {} is the server address", m.hostname, m.ip),
+                    "choose another address".to_string(),
+                ));
             }
         }
         for (line, msg, fix) in found {
@@ -652,7 +747,7 @@ impl Validator<'_> {
         let cl = w.cluster.get_ref();
         let ep_line = self.at(&cl.endpoint);
         let vip = *cluster.endpoint.ip();
-        if let Some(pool) = dhcp.pool.filter(|p| p.contains(vip)) {
+        if let Some((_, pool)) = dhcp.pools().find(|(_, p)| p.contains(vip)) {
             self.error(
                 ep_line,
                 format!("the API VIP {vip} is inside the DHCP pool {pool}"),
@@ -673,45 +768,49 @@ impl Validator<'_> {
                 "choose a free address for the VIP",
             );
         }
-        let nets = [
-            (
-                "pod_cidr",
-                cluster.pod_cidr,
-                cl.pod_cidr
-                    .as_ref()
-                    .map(|s| self.at(s))
-                    .unwrap_or(self.at(&w.cluster)),
-            ),
+        let line_or_cluster = |s: &Option<S<String>>| {
+            s.as_ref()
+                .map(|s| self.at(s))
+                .unwrap_or(self.at(&w.cluster))
+        };
+        let cluster_nets = [
+            ("pod_cidr", cluster.pod_cidr, line_or_cluster(&cl.pod_cidr)),
             (
                 "service_cidr",
                 cluster.service_cidr,
-                cl.service_cidr
-                    .as_ref()
-                    .map(|s| self.at(s))
-                    .unwrap_or(self.at(&w.cluster)),
-            ),
-            (
-                "DHCP subnet",
-                dhcp.subnet,
-                w.dhcp
-                    .as_ref()
-                    .and_then(|d| d.get_ref().subnet.as_ref())
-                    .map(|s| self.at(s))
-                    .unwrap_or(1),
+                line_or_cluster(&cl.service_cidr),
             ),
         ];
-        for i in 0..nets.len() {
-            for j in i + 1..nets.len() {
-                let ((an, a, _), (bn, b, bl)) = (nets[i], nets[j]);
-                if dhcp.mode == DhcpMode::Off && (an == "DHCP subnet" || bn == "DHCP subnet") {
-                    continue;
-                }
-                if a.contains(&b.network()) || b.contains(&a.network()) {
-                    self.error(
-                        bl,
-                        format!("{bn} {b} overlaps {an} {a}"),
-                        "give pods, services and nodes separate address ranges",
-                    );
+        let overlaps =
+            |a: Ipv4Net, b: Ipv4Net| a.contains(&b.network()) || b.contains(&a.network());
+        let (pod, service) = (cluster_nets[0], cluster_nets[1]);
+        if overlaps(pod.1, service.1) {
+            self.error(
+                service.2,
+                format!("service_cidr {} overlaps pod_cidr {}", service.1, pod.1),
+                "give pods, services and nodes separate address ranges",
+            );
+        }
+        if dhcp.mode != DhcpMode::Off {
+            let lines: Vec<usize> = match w.dhcp.as_ref().and_then(|d| d.get_ref().subnet.as_ref())
+            {
+                Some(s) => match s.get_ref() {
+                    SubnetField::Single(_) => vec![self.at(s)],
+                    SubnetField::Blocks(b) => {
+                        b.iter().map(|b| self.at(&b.get_ref().subnet)).collect()
+                    }
+                },
+                None => Vec::new(),
+            };
+            for (subnet, dhcp_line) in dhcp.subnets.iter().zip(lines) {
+                for (name, net, _) in cluster_nets {
+                    if overlaps(net, subnet.net) {
+                        self.error(
+                            dhcp_line,
+                            format!("DHCP subnet {} overlaps {name} {net}", subnet.net),
+                            "give pods, services and nodes separate address ranges",
+                        );
+                    }
                 }
             }
         }

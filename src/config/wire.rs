@@ -36,13 +36,61 @@ pub struct ServerWire {
 #[serde(deny_unknown_fields)]
 pub struct DhcpWire {
     pub mode: Option<S<String>>,
-    pub subnet: Option<S<String>>,
+    /// `subnet = "10.0.0.0/24"` (one network, the rest of its keys in
+    /// `[dhcp]`), or `[[dhcp.subnet]]` blocks (several networks behind relays).
+    pub subnet: Option<S<SubnetField>>,
     pub gateway: Option<S<String>>,
     #[serde(default)]
     pub dns: Vec<S<String>>,
     pub domain: Option<S<String>>,
     pub pool: Option<S<String>>,
     pub lease_time: Option<S<String>>,
+}
+
+/// The two shapes of `[dhcp] subnet`. Deserialized by hand rather than with
+/// `#[serde(untagged)]`, which buffers the value and so loses the spans that
+/// errors inside a `[[dhcp.subnet]]` block need.
+#[derive(Debug)]
+pub enum SubnetField {
+    Single(String),
+    Blocks(Vec<S<SubnetWire>>),
+}
+
+impl<'de> Deserialize<'de> for SubnetField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = SubnetField;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a network like \"10.0.0.0/24\", or [[dhcp.subnet]] tables")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SubnetField, E> {
+                Ok(SubnetField::Single(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SubnetField, A::Error> {
+                let mut blocks = Vec::new();
+                while let Some(block) = seq.next_element()? {
+                    blocks.push(block);
+                }
+                Ok(SubnetField::Blocks(blocks))
+            }
+        }
+        d.deserialize_any(Shape)
+    }
+}
+
+/// One `[[dhcp.subnet]]` block: a network reached directly or through a relay.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetWire {
+    pub subnet: S<String>,
+    pub gateway: Option<S<String>>,
+    #[serde(default)]
+    pub dns: Vec<S<String>>,
+    pub pool: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -34,9 +34,10 @@ pub struct Leases {
     by_ip: HashMap<Ipv4Addr, MacAddr>,
     /// Declined addresses (DHCPDECLINE) and until when they stay out.
     quarantine: HashMap<Ipv4Addr, u64>,
-    /// Offset into the pool where the next search for a free address starts,
-    /// so allocation does not rescan the taken front of the pool every time.
-    cursor: u32,
+    /// Per pool (keyed by its first address): the offset where the next
+    /// search for a free address starts, so allocation does not rescan the
+    /// taken front of the pool every time.
+    cursors: HashMap<Ipv4Addr, u32>,
 }
 
 impl Leases {
@@ -117,12 +118,12 @@ impl Leases {
         }
         let first = u32::from(pool.first);
         let len = pool.len();
-        let start = self.cursor % len;
+        let start = self.cursors.get(&pool.first).copied().unwrap_or(0) % len;
         for step in 0..len {
             let offset = (start + step) % len;
             let ip = Ipv4Addr::from(first + offset);
             if self.assignable(mac, ip, Some(pool), ex, now) {
-                self.cursor = offset + 1;
+                self.cursors.insert(pool.first, offset + 1);
                 self.set(mac, ip, hold_until);
                 return Some(ip);
             }

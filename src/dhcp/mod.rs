@@ -5,6 +5,11 @@
 //! - `classify` — which boot client is asking (→ `boot::Client`).
 //! - `leases`   — in-memory address allocation.
 //! - `reply`    — building OFFER/ACK/NAK and the boot fields.
+//! - `proxy`    — proxy mode: boot information beside another DHCP server (ports 67 and 4011).
+//!
+//! Several networks: a request is served from the `[[dhcp.subnet]]` that
+//! contains its relay's `giaddr` (or, unrelayed, bootherd's own network);
+//! replies to relays go by unicast to `giaddr`:67 with option 82 echoed.
 //!
 //! Durability: an ACK is sent only after its lease is committed to the store.
 //! The receive loop never touches the store's write path; it queues
@@ -16,6 +21,7 @@
 mod classify;
 mod leases;
 mod packet;
+mod proxy;
 mod reply;
 
 pub use classify::classify;
@@ -23,7 +29,7 @@ pub use leases::Leases;
 pub use packet::{parse, Invalid, Request};
 
 use crate::app::App;
-use crate::config::{Config, DhcpMode, Machine};
+use crate::config::{Config, DhcpMode, Machine, Subnet};
 use crate::inventory::unix_now;
 use crate::mac::MacAddr;
 use crate::store::{Lease, Store, Write};
@@ -38,6 +44,8 @@ use std::sync::Arc;
 
 const SERVER_PORT: u16 = 67;
 const CLIENT_PORT: u16 = 68;
+/// The PXE boot-server port that proxy mode also answers on.
+const BOOT_SERVER_PORT: u16 = 4011;
 /// Receive buffer: bursts of thousands of requests wait here instead of being dropped.
 const RECV_BUFFER_BYTES: usize = 4 << 20;
 /// Commits waiting for the writer. When it is full, new requests are dropped
@@ -53,18 +61,30 @@ const MAX_REPLIES_PER_BATCH: usize = 256;
 /// not cost a store write per packet.
 const SEEN_INTERVAL_SECS: u64 = 60;
 
-/// Binds UDP 0.0.0.0:67 and serves until an error.
+/// Binds UDP 0.0.0.0:67 (and 4011 in proxy mode) and serves until an error.
+/// Switching between authoritative and proxy mode takes a restart.
 pub async fn serve(app: Arc<App>) -> Result<()> {
     let config = app.config();
-    let socket = bind_socket(config.server.interface.as_deref())?;
+    let interface = config.server.interface.as_deref();
+    let socket = bind_socket(interface, SERVER_PORT)?;
+    let boot_server = match config.dhcp.mode {
+        DhcpMode::Proxy => Some(tokio::net::UdpSocket::from_std(bind_socket(
+            interface,
+            BOOT_SERVER_PORT,
+        )?)?),
+        _ => None,
+    };
     let reply_socket = socket
         .try_clone()
         .context("cannot clone the DHCP socket for the lease writer")?;
     let leases = Leases::load(app.store.leases()?, app.store.quarantined()?);
     tracing::info!(
-        interface = config.server.interface.as_deref().unwrap_or("(all)"),
+        interface = interface.unwrap_or("(all)"),
+        mode = %config.dhcp.mode,
+        subnets = config.dhcp.subnets.len(),
         leases = leases.len(),
-        "DHCP server listening on 0.0.0.0:67"
+        "DHCP server listening on 0.0.0.0:67{}",
+        if boot_server.is_some() { " and 0.0.0.0:4011" } else { "" }
     );
     let (commits, queued) = std::sync::mpsc::sync_channel::<Commit>(COMMIT_QUEUE);
     let store = app.store.clone();
@@ -76,14 +96,25 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
     let socket = tokio::net::UdpSocket::from_std(socket)?;
     let mut server = Server::new(app, leases);
     let mut buf = [0u8; 4096];
+    let mut boot_buf = [0u8; 4096];
     loop {
-        let (len, from) = socket
-            .recv_from(&mut buf)
-            .await
-            .context("DHCP socket receive failed")?;
-        let handled = server.handle(&buf[..len], from, unix_now());
-        crate::metrics::dhcp_packet(&buf[..len], handled.as_ref());
-        let Some(outcome) = handled else {
+        // Replies leave through the socket their request came in on: a
+        // boot-server ACK must come from port 4011.
+        let (outcome, via) = tokio::select! {
+            got = socket.recv_from(&mut buf) => {
+                let (len, from) = got.context("DHCP socket receive failed")?;
+                let handled = server.handle(&buf[..len], from, unix_now());
+                crate::metrics::dhcp_packet(&buf[..len], handled.as_ref());
+                (handled, &socket)
+            }
+            got = recv_if_open(boot_server.as_ref(), &mut boot_buf) => {
+                let (len, from) = got.context("PXE boot-server socket receive failed")?;
+                let handled = server.handle_boot_server(&boot_buf[..len], from, unix_now());
+                crate::metrics::dhcp_packet(&boot_buf[..len], handled.as_ref());
+                (handled, boot_server.as_ref().unwrap_or(&socket))
+            }
+        };
+        let Some(outcome) = outcome else {
             continue;
         };
         let (send_now, after_commit) = match outcome.reply {
@@ -91,7 +122,7 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
             reply => (reply, None),
         };
         if let Some(out) = send_now {
-            if let Err(e) = socket.send_to(&out.bytes, out.to).await {
+            if let Err(e) = via.send_to(&out.bytes, out.to).await {
                 tracing::debug!(to = %out.to, "DHCP send failed: {e}");
             }
         }
@@ -117,7 +148,18 @@ pub async fn serve(app: Arc<App>) -> Result<()> {
     }
 }
 
-fn bind_socket(interface: Option<&str>) -> Result<std::net::UdpSocket> {
+/// Receives from `socket`, or waits forever when there is none.
+async fn recv_if_open(
+    socket: Option<&tokio::net::UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn bind_socket(interface: Option<&str>, port: u16) -> Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
@@ -132,10 +174,10 @@ fn bind_socket(interface: Option<&str>) -> Result<std::net::UdpSocket> {
             })?;
     }
     set_receive_buffer(&socket);
-    let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT);
+    let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
     socket
         .bind(&addr.into())
-        .context("cannot bind UDP 0.0.0.0:67 (is another DHCP server running? bootherd needs root or CAP_NET_BIND_SERVICE)")?;
+        .with_context(|| format!("cannot bind UDP 0.0.0.0:{port} (is another DHCP or PXE server running without SO_REUSEADDR? bootherd needs root or CAP_NET_BIND_SERVICE)"))?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
 }
@@ -228,13 +270,23 @@ struct ConfigView {
 
 impl ConfigView {
     fn new(config: Arc<Config>) -> ConfigView {
-        let net = config.dhcp.subnet;
-        let mut excluded: HashSet<Ipv4Addr> = config.machines.iter().map(|m| m.ip).collect();
-        excluded.extend([config.server.address, net.network(), net.broadcast()]);
-        excluded.extend(config.dhcp.gateway);
-        excluded.extend(config.dhcp.dns.iter().copied());
+        let excluded = never_offered(&config);
         ConfigView { config, excluded }
     }
+}
+
+/// Addresses never handed out from a pool: reservations, the server, and
+/// each subnet's gateway, DNS, network and broadcast addresses. The DHCP
+/// server and the pool-usage gauges both count with this one set.
+pub fn never_offered(config: &Config) -> HashSet<Ipv4Addr> {
+    let mut excluded: HashSet<Ipv4Addr> = config.machines.iter().map(|m| m.ip).collect();
+    excluded.insert(config.server.address);
+    for subnet in &config.dhcp.subnets {
+        excluded.extend([subnet.net.network(), subnet.net.broadcast()]);
+        excluded.extend(subnet.gateway);
+        excluded.extend(subnet.dns.iter().copied());
+    }
+    excluded
 }
 
 /// The DHCP logic without sockets: packets in, replies and store writes out.
@@ -259,8 +311,30 @@ impl Server {
         }
     }
 
-    /// Handles one datagram received from `from`. `None` = dropped, nothing changed.
+    /// Handles one datagram received on port 67 from `from`. `None` =
+    /// dropped, nothing changed.
     pub fn handle(&mut self, packet: &[u8], from: SocketAddr, now: u64) -> Option<Outcome> {
+        self.handle_on(Port::Dhcp, packet, from, now)
+    }
+
+    /// Handles one datagram received on the PXE boot-server port 4011
+    /// (proxy mode only; see `proxy`).
+    pub fn handle_boot_server(
+        &mut self,
+        packet: &[u8],
+        from: SocketAddr,
+        now: u64,
+    ) -> Option<Outcome> {
+        self.handle_on(Port::BootServer, packet, from, now)
+    }
+
+    fn handle_on(
+        &mut self,
+        port: Port,
+        packet: &[u8],
+        from: SocketAddr,
+        now: u64,
+    ) -> Option<Outcome> {
         let req = match packet::parse(packet) {
             Ok(r) => r,
             Err(why) => {
@@ -273,27 +347,42 @@ impl Server {
             self.view = ConfigView::new(current);
         }
         let config = self.view.config.clone();
-        if config.dhcp.mode != DhcpMode::Authoritative {
-            return None;
-        }
-        if !req.giaddr.is_unspecified() && !config.dhcp.subnet.contains(&req.giaddr) {
-            tracing::debug!(mac = %req.mac, giaddr = %req.giaddr, "relayed request from outside the subnet ignored");
-            return None;
+        match (config.dhcp.mode, port) {
+            (DhcpMode::Authoritative, Port::Dhcp) => {}
+            (DhcpMode::Proxy, _) => return self.proxy(&req, &config, port, from, now),
+            _ => return None,
         }
         if req.server_id.is_some_and(|id| id != config.server.address) {
             // The client is talking to (or chose) another server.
             tracing::debug!(mac = %req.mac, server = ?req.server_id, "{:?} for another server ignored", req.msg_type);
             return None;
         }
+        let Some(subnet) = serving_subnet(&req, &config) else {
+            tracing::debug!(mac = %req.mac, giaddr = %req.giaddr, ciaddr = %req.ciaddr, "request from a network that is in no [dhcp] subnet ignored");
+            return None;
+        };
         let machine = config.machine_by_mac(req.mac);
         let mut out = Outcome::default();
         self.record_seen(&req, machine.is_some(), now, &mut out);
+        // A machine's reservation is on the subnet its `ip` lies in; asking
+        // from another network, it gets that network's pool instead.
+        let reserved = machine.filter(|m| subnet.net.contains(&m.ip));
+        if let (Some(m), None) = (machine, reserved) {
+            tracing::warn!(mac = %req.mac, "{} asks from subnet {} but its ip {} is not there: serving it from the pool (fix its `ip` or its cabling)", m.hostname, subnet.net, m.ip);
+        }
+        let ask = Ask {
+            req: &req,
+            config: &config,
+            subnet,
+            machine,
+            reserved,
+        };
         match req.msg_type {
-            MessageType::Discover => self.discover(&req, &config, machine, now, &mut out),
-            MessageType::Request => self.request(&req, &config, machine, now, &mut out),
-            MessageType::Decline => self.decline(&req, &config, machine, now, &mut out),
-            MessageType::Release => self.release(&req, machine, &mut out),
-            MessageType::Inform => self.inform(&req, &config, machine, &mut out),
+            MessageType::Discover => self.discover(&ask, now, &mut out),
+            MessageType::Request => self.request(&ask, now, &mut out),
+            MessageType::Decline => self.decline(&ask, now, &mut out),
+            MessageType::Release => self.release(&ask, &mut out),
+            MessageType::Inform => self.inform(&ask, &mut out),
             other => tracing::debug!(mac = %req.mac, "DHCP {other:?} ignored (not for a server)"),
         }
         Some(out)
@@ -314,48 +403,37 @@ impl Server {
         }
     }
 
-    fn discover(
-        &mut self,
-        req: &Request<'_>,
-        config: &Config,
-        machine: Option<&Machine>,
-        now: u64,
-        out: &mut Outcome,
-    ) {
+    fn discover(&mut self, ask: &Ask<'_>, now: u64, out: &mut Outcome) {
+        let (req, config) = (ask.req, ask.config);
         let excluded = Exclusions {
             addresses: &self.view.excluded,
         };
-        let address = match machine {
+        let address = match ask.reserved {
             Some(m) => Some(m.ip),
             None => self
                 .leases
-                .offer(req.mac, req.requested_ip, config.dhcp.pool, &excluded, now),
+                .offer(req.mac, req.requested_ip, ask.subnet.pool, &excluded, now),
         };
         let Some(address) = address else {
-            tracing::warn!(mac = %req.mac, "DHCP DISCOVER: no address to offer (no pool, or the pool is full)");
+            tracing::warn!(mac = %req.mac, subnet = %ask.subnet.net, "DHCP DISCOVER: no address to offer (no pool, or the pool is full)");
             return;
         };
         let boot = self.boot_info(req, config, address);
-        let lease = lease_secs(config);
         let reply = Reply {
             kind: MessageType::Offer,
             address,
-            lease_secs: Some(lease),
-            hostname: hostname(machine),
+            lease_secs: Some(lease_secs(config)),
+            hostname: hostname(ask.machine),
             boot: boot.as_ref(),
+            network: Some(ask.subnet),
+            echo_machine_id: false,
         };
         out.reply = self.encode(req, &reply, config);
         log_exchange(req, "OFFER", address, boot.as_ref());
     }
 
-    fn request(
-        &mut self,
-        req: &Request<'_>,
-        config: &Config,
-        machine: Option<&Machine>,
-        now: u64,
-        out: &mut Outcome,
-    ) {
+    fn request(&mut self, ask: &Ask<'_>, now: u64, out: &mut Outcome) {
+        let (req, config) = (ask.req, ask.config);
         let asked = req
             .requested_ip
             .or_else(|| Some(req.ciaddr).filter(|ip| !ip.is_unspecified()));
@@ -366,12 +444,12 @@ impl Server {
         let excluded = Exclusions {
             addresses: &self.view.excluded,
         };
-        let valid = config.dhcp.subnet.contains(&address)
-            && match machine {
+        let valid = ask.subnet.net.contains(&address)
+            && match ask.reserved {
                 Some(m) => m.ip == address,
                 None => self
                     .leases
-                    .assignable(req.mac, address, config.dhcp.pool, &excluded, now),
+                    .assignable(req.mac, address, ask.subnet.pool, &excluded, now),
             };
         if !valid {
             let nak = Reply {
@@ -380,6 +458,8 @@ impl Server {
                 lease_secs: None,
                 hostname: None,
                 boot: None,
+                network: None,
+                echo_machine_id: false,
             };
             out.reply = self.encode(req, &nak, config);
             log_exchange(req, "NAK", address, None);
@@ -388,7 +468,7 @@ impl Server {
         let lease = lease_secs(config);
         let expires = now + u64::from(lease);
         self.leases.bind(req.mac, address, expires);
-        let stored_name = match machine {
+        let stored_name = match ask.machine {
             Some(m) => Some(m.hostname.clone()),
             None => req
                 .hostname
@@ -406,22 +486,18 @@ impl Server {
             kind: MessageType::Ack,
             address,
             lease_secs: Some(lease),
-            hostname: hostname(machine),
+            hostname: hostname(ask.machine),
             boot: boot.as_ref(),
+            network: Some(ask.subnet),
+            echo_machine_id: false,
         };
         out.reply = self.encode(req, &reply, config);
         out.reply_after_commit = true;
         log_exchange(req, "ACK", address, boot.as_ref());
     }
 
-    fn decline(
-        &mut self,
-        req: &Request<'_>,
-        config: &Config,
-        machine: Option<&Machine>,
-        now: u64,
-        out: &mut Outcome,
-    ) {
+    fn decline(&mut self, ask: &Ask<'_>, now: u64, out: &mut Outcome) {
+        let req = ask.req;
         let Some(address) = req.requested_ip else {
             tracing::debug!(mac = %req.mac, "DHCP DECLINE without an address dropped");
             return;
@@ -429,22 +505,23 @@ impl Server {
         // Only the address this client was given may be declined by it;
         // otherwise any host could take addresses out of the pool.
         let its_own = self.leases.address_of(req.mac) == Some(address)
-            || machine.is_some_and(|m| m.ip == address);
+            || ask.reserved.is_some_and(|m| m.ip == address);
         if !its_own {
             tracing::info!(mac = %req.mac, %address, "DHCP DECLINE for an address it was not given: ignored");
             return;
         }
-        let until = now + u64::from(lease_secs(config));
+        let until = now + u64::from(lease_secs(ask.config));
         self.leases.quarantine(address, until);
         out.writes
             .push(Write::QuarantineAddress { ip: address, until });
         tracing::info!(mac = %req.mac, %address, until, "DHCP DECLINE: address in use elsewhere, quarantined");
     }
 
-    fn release(&mut self, req: &Request<'_>, machine: Option<&Machine>, out: &mut Outcome) {
+    fn release(&mut self, ask: &Ask<'_>, out: &mut Outcome) {
+        let req = ask.req;
         let address = req.ciaddr;
         let held = self.leases.release(req.mac, address);
-        if held || machine.is_some_and(|m| m.ip == address) {
+        if held || ask.machine.is_some_and(|m| m.ip == address) {
             out.writes.push(Write::ReleaseLease {
                 ip: address,
                 mac: req.mac,
@@ -455,21 +532,18 @@ impl Server {
         }
     }
 
-    fn inform(
-        &mut self,
-        req: &Request<'_>,
-        config: &Config,
-        machine: Option<&Machine>,
-        out: &mut Outcome,
-    ) {
+    fn inform(&mut self, ask: &Ask<'_>, out: &mut Outcome) {
+        let req = ask.req;
         let reply = Reply {
             kind: MessageType::Ack,
             address: Ipv4Addr::UNSPECIFIED,
             lease_secs: None,
-            hostname: hostname(machine),
+            hostname: hostname(ask.machine),
             boot: None,
+            network: Some(ask.subnet),
+            echo_machine_id: false,
         };
-        out.reply = self.encode(req, &reply, config);
+        out.reply = self.encode(req, &reply, ask.config);
         log_exchange(req, "ACK (inform)", req.ciaddr, None);
     }
 
@@ -511,6 +585,63 @@ impl Server {
             bytes: self.reply_buf.clone(),
             to: destination(req, reply.kind),
         })
+    }
+}
+
+/// Which UDP port a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Port {
+    /// 67: DHCP (and proxyDHCP offers).
+    Dhcp,
+    /// 4011: the PXE boot-server exchange of proxy mode.
+    BootServer,
+}
+
+impl Port {
+    fn number(self) -> u16 {
+        match self {
+            Port::Dhcp => SERVER_PORT,
+            Port::BootServer => BOOT_SERVER_PORT,
+        }
+    }
+}
+
+/// One request in context: what the per-message handlers share.
+struct Ask<'a> {
+    req: &'a Request<'a>,
+    config: &'a Config,
+    /// The network the request is served from.
+    subnet: &'a Subnet,
+    /// The configured machine with this MAC, wherever its `ip` is.
+    machine: Option<&'a Machine>,
+    /// `machine`, when its `ip` is on `subnet` (its reservation applies).
+    reserved: Option<&'a Machine>,
+}
+
+/// The network a request is served from: the relay's (`giaddr`) when
+/// relayed; the client's own when it already has an address (a unicast
+/// renewal from behind a relay arrives without `giaddr`); otherwise the
+/// network bootherd itself is on, where local broadcasts come from.
+fn serving_subnet<'c>(req: &Request<'_>, config: &'c Config) -> Option<&'c Subnet> {
+    // A DISCOVER has no address of its own (RFC 2131 table 5); one that
+    // claims one must not pick another network's pool by it.
+    let ciaddr = if req.msg_type == MessageType::Discover {
+        Ipv4Addr::UNSPECIFIED
+    } else {
+        req.ciaddr
+    };
+    let key = [req.giaddr, ciaddr, config.server.address]
+        .into_iter()
+        .find(|ip| !ip.is_unspecified())?;
+    match (
+        config.dhcp.subnet_containing(key),
+        config.dhcp.subnets.as_slice(),
+    ) {
+        (Some(subnet), _) => Some(subnet),
+        // One network and a local broadcast: it is that network, even when
+        // bootherd's own address lies outside it (`check` warns about that).
+        (None, [only]) if req.giaddr.is_unspecified() && ciaddr.is_unspecified() => Some(only),
+        (None, _) => None,
     }
 }
 

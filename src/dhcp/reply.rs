@@ -3,7 +3,7 @@
 
 use super::packet::Request;
 use crate::boot::{Asker, BootAction, Client};
-use crate::config::Config;
+use crate::config::{Config, Subnet};
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Encodable, Encoder};
 use std::net::Ipv4Addr;
@@ -27,7 +27,8 @@ pub struct BootInfo {
     /// boot offer without it). Never `PXEClient` in an address-giving offer,
     /// except to a Raspberry Pi: see [`boot_info`].
     pub vendor_class: Option<&'static str>,
-    /// Option 43 (vendor-specific information), when the client needs it.
+    /// Option 43 (vendor-specific information), when the client needs it:
+    /// PXE sub-options, already encoded with their closing 255.
     pub vendor_specific: Option<&'static [u8]>,
 }
 
@@ -95,6 +96,12 @@ pub struct Reply<'a> {
     /// Hostname of a configured machine (option 12).
     pub hostname: Option<&'a str>,
     pub boot: Option<&'a BootInfo>,
+    /// The network whose mask, router and DNS go out; `None` in proxyDHCP
+    /// replies, where those are the site's DHCP server's to give.
+    pub network: Option<&'a Subnet>,
+    /// Echo option 97 (the client's UUID), as PXE 2.1 asks of proxyDHCP
+    /// and boot servers.
+    pub echo_machine_id: bool,
 }
 
 /// Encodes `reply` to `req` into `out` (cleared first). Options the client did
@@ -171,27 +178,29 @@ fn message(
         return msg;
     }
     let include = |code: OptionCode| optional.contains(&code) && req.wants(u8::from(code));
-    let dhcp = &config.dhcp;
     if let Some(secs) = reply.lease_secs {
         opts.insert(DhcpOption::AddressLeaseTime(secs));
         opts.insert(DhcpOption::Renewal(secs / 2));
         opts.insert(DhcpOption::Rebinding((u64::from(secs) * 7 / 8) as u32));
     }
-    // Mask and router are sent whatever option 55 says: PXE ROMs often ask
-    // for neither and still need both to reach the boot server.
-    opts.insert(DhcpOption::SubnetMask(dhcp.subnet.netmask()));
-    if let Some(gw) = dhcp.gateway {
-        opts.insert(DhcpOption::Router(vec![gw]));
-    }
-    if !dhcp.dns.is_empty() && include(OptionCode::DomainNameServer) {
-        opts.insert(DhcpOption::DomainNameServer(dhcp.dns.clone()));
-    }
-    if let Some(domain) = dhcp
-        .domain
-        .as_ref()
-        .filter(|_| include(OptionCode::DomainName))
-    {
-        opts.insert(DhcpOption::DomainName(domain.clone()));
+    if let Some(net) = reply.network {
+        // Mask and router are sent whatever option 55 says: PXE ROMs often ask
+        // for neither and still need both to reach the boot server.
+        opts.insert(DhcpOption::SubnetMask(net.net.netmask()));
+        if let Some(gw) = net.gateway {
+            opts.insert(DhcpOption::Router(vec![gw]));
+        }
+        if !net.dns.is_empty() && include(OptionCode::DomainNameServer) {
+            opts.insert(DhcpOption::DomainNameServer(net.dns.clone()));
+        }
+        if let Some(domain) = config
+            .dhcp
+            .domain
+            .as_ref()
+            .filter(|_| include(OptionCode::DomainName))
+        {
+            opts.insert(DhcpOption::DomainName(domain.clone()));
+        }
     }
     if let Some(name) = reply.hostname.filter(|_| include(OptionCode::Hostname)) {
         opts.insert(DhcpOption::Hostname(name.to_string()));
@@ -212,9 +221,13 @@ fn message(
         if let Some(class) = boot.vendor_class {
             opts.insert(DhcpOption::ClassIdentifier(class.as_bytes().to_vec()));
         }
-        if let Some(bytes) = boot.vendor_specific {
-            opts.insert(DhcpOption::VendorExtensions(bytes.to_vec()));
+        if let Some(pxe) = boot.vendor_specific {
+            opts.insert(DhcpOption::VendorExtensions(pxe.to_vec()));
         }
+    }
+    if let Some(id) = req.client_machine_id.filter(|_| reply.echo_machine_id) {
+        msg.opts_mut()
+            .insert(DhcpOption::ClientMachineIdentifier(id.to_vec()));
     }
     msg
 }
@@ -287,6 +300,8 @@ ip = "10.55.0.11"
             lease_secs: Some(3600),
             hostname: Some("cp1"),
             boot: Some(&boot),
+            network: cfg.dhcp.subnets.first(),
+            echo_machine_id: false,
         };
         let mut out = Vec::new();
         assert!(encode(&req, &reply, &cfg, &mut out));
@@ -388,6 +403,8 @@ ip = "10.55.0.11"
             lease_secs: Some(3600),
             hostname: None,
             boot: Some(&info),
+            network: cfg.dhcp.subnets.first(),
+            echo_machine_id: false,
         };
         let mut out = Vec::new();
         assert!(encode(&req, &reply, &cfg, &mut out));
@@ -420,6 +437,8 @@ ip = "10.55.0.11"
             lease_secs: Some(3600),
             hostname: Some("cp1"),
             boot: None,
+            network: cfg.dhcp.subnets.first(),
+            echo_machine_id: false,
         };
         let mut out = Vec::new();
         assert!(encode(&req, &reply, &cfg, &mut out));
@@ -445,6 +464,8 @@ ip = "10.55.0.11"
             lease_secs: Some(3600),
             hostname: None,
             boot: None,
+            network: cfg.dhcp.subnets.first(),
+            echo_machine_id: false,
         };
         let mut out = Vec::new();
         assert!(encode(&req, &reply, &cfg, &mut out));
@@ -469,6 +490,8 @@ ip = "10.55.0.11"
             lease_secs: None,
             hostname: None,
             boot: None,
+            network: cfg.dhcp.subnets.first(),
+            echo_machine_id: false,
         };
         let mut out = Vec::new();
         assert!(encode(&req, &reply, &cfg, &mut out));
@@ -485,7 +508,7 @@ ip = "10.55.0.11"
     #[test]
     fn replies_fit_the_size_the_client_accepts() {
         let mut cfg = config();
-        cfg.dhcp.dns = (1..=60).map(|n| Ipv4Addr::new(10, 55, 1, n)).collect();
+        cfg.dhcp.subnets[0].dns = (1..=60).map(|n| Ipv4Addr::new(10, 55, 1, n)).collect();
         cfg.dhcp.domain = Some("d".repeat(200));
         let long_file = BootInfo {
             file: "x".repeat(120),
@@ -499,6 +522,8 @@ ip = "10.55.0.11"
             lease_secs: Some(3600),
             hostname: Some("cp1"),
             boot: Some(&long_file),
+            network: cfg.dhcp.subnets.first(),
+            echo_machine_id: false,
         };
         let small_bytes = request_bytes(3, MAC, &[]);
         let small = parse(&small_bytes).unwrap();

@@ -43,8 +43,12 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(CONFIG)
+}
+
+fn fixture_with(text: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _) = crate::config::parse(CONFIG).unwrap();
+    let (config, _) = crate::config::parse(text).unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let app = Arc::new(App::new(
         config,
@@ -421,4 +425,352 @@ fn malformed_packets_change_nothing() {
     }
     assert!(f.server.leases.is_empty());
     assert!(f.app.store.machines().unwrap().is_empty());
+}
+
+/// bootherd on 10.55.0.0/24, and a rack network 10.66.0.0/24 behind a relay
+/// at 10.66.0.1 with worker w1 reserved in it.
+const RELAYED: &str = r#"
+[server]
+address = "10.55.0.1"
+http_port = 8080
+data_dir = "/tmp/unused"
+[dhcp]
+mode = "authoritative"
+lease_time = "1h"
+[[dhcp.subnet]]
+subnet = "10.55.0.0/24"
+gateway = "10.55.0.1"
+dns = ["10.55.0.1"]
+pool = "10.55.0.200-10.55.0.202"
+[[dhcp.subnet]]
+subnet = "10.66.0.0/24"
+gateway = "10.66.0.1"
+dns = ["10.66.0.53"]
+pool = "10.66.0.100-10.66.0.110"
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+load_balancer = "stacked"
+[[machine]]
+mac = "52:54:00:aa:00:01"
+hostname = "cp1"
+role = "control-plane"
+ip = "10.55.0.11"
+[[machine]]
+mac = "52:54:00:aa:00:21"
+hostname = "w1"
+role = "worker"
+ip = "10.66.0.21"
+"#;
+
+const W1: [u8; 6] = [0x52, 0x54, 0, 0xaa, 0, 0x21];
+
+fn decode(bytes: &[u8]) -> Message {
+    Message::decode(&mut dhcproto::Decoder::new(bytes)).unwrap()
+}
+
+fn relayed_by(mut packet: Vec<u8>, relay: [u8; 4]) -> Vec<u8> {
+    packet[24..28].copy_from_slice(&relay);
+    packet
+}
+
+#[test]
+fn each_relay_is_served_from_the_subnet_that_contains_it() {
+    let mut f = fixture_with(RELAYED);
+    let agent: &[u8] = &[1, 3, b'r', b'2', b'4', 2, 2, 0xbe, 0xef];
+    // An unknown machine behind the rack relay: that rack's pool and options.
+    let discover = relayed_by(request_bytes(1, UNKNOWN, &[(82, agent)]), [10, 66, 0, 1]);
+    let out = f.send(&discover).unwrap();
+    let reply = out.reply.unwrap();
+    assert_eq!(
+        reply.to,
+        SocketAddrV4::new(ip("10.66.0.1"), 67),
+        "unicast to the relay"
+    );
+    let offer = decode(&reply.bytes);
+    assert_eq!(offer.yiaddr(), ip("10.66.0.100"));
+    assert_eq!(offer.giaddr(), ip("10.66.0.1"));
+    let o = offer.opts();
+    assert_eq!(
+        o.get(OptionCode::Router),
+        Some(&DhcpOption::Router(vec![ip("10.66.0.1")]))
+    );
+    assert_eq!(
+        o.get(OptionCode::DomainNameServer),
+        Some(&DhcpOption::DomainNameServer(vec![ip("10.66.0.53")]))
+    );
+    let mut echoed = vec![82u8, agent.len() as u8];
+    echoed.extend_from_slice(agent);
+    assert!(
+        reply.bytes.windows(echoed.len()).any(|w| w == echoed),
+        "option 82 unchanged"
+    );
+
+    // Its REQUEST through the relay is acknowledged and leased there.
+    let request = relayed_by(
+        request_bytes(3, UNKNOWN, &[(50, &[10, 66, 0, 100]), SERVER_ID]),
+        [10, 66, 0, 1],
+    );
+    let ack = f.exchange(&request).unwrap();
+    assert_eq!(
+        (ack.opts().msg_type(), ack.yiaddr()),
+        (Some(MessageType::Ack), ip("10.66.0.100"))
+    );
+    // Asking for the rack address on the local network is refused.
+    let local = request_bytes(3, UNKNOWN, &[(50, &[10, 66, 0, 100]), SERVER_ID]);
+    assert_eq!(
+        f.exchange(&local).unwrap().opts().msg_type(),
+        Some(MessageType::Nak)
+    );
+
+    // A unicast renewal from behind the relay (ciaddr, no giaddr) is served
+    // from the client's own subnet.
+    let mut renew = request_bytes(3, UNKNOWN, &[]);
+    renew[12..16].copy_from_slice(&[10, 66, 0, 100]);
+    let out = f.send(&renew).unwrap();
+    assert_eq!(
+        out.reply.as_ref().unwrap().to,
+        SocketAddrV4::new(ip("10.66.0.100"), 68)
+    );
+    assert_eq!(
+        decode(&out.reply.unwrap().bytes).yiaddr(),
+        ip("10.66.0.100")
+    );
+
+    // Local broadcasts get the local network's pool.
+    let offer = f
+        .exchange(&request_bytes(1, [0x52, 0x54, 0, 0xbb, 0, 8], &[]))
+        .unwrap();
+    assert_eq!(offer.yiaddr(), ip("10.55.0.200"));
+    assert_eq!(
+        offer.opts().get(OptionCode::Router),
+        Some(&DhcpOption::Router(vec![ip("10.55.0.1")]))
+    );
+}
+
+#[test]
+fn a_reservation_applies_on_its_own_subnet_only() {
+    let mut f = fixture_with(RELAYED);
+    let via_rack = relayed_by(request_bytes(1, W1, &[]), [10, 66, 0, 1]);
+    assert_eq!(f.exchange(&via_rack).unwrap().yiaddr(), ip("10.66.0.21"));
+    // Plugged into the provisioning network by mistake: a local pool
+    // address, never an address that does not route there.
+    let local = f.exchange(&request_bytes(1, W1, &[])).unwrap();
+    assert_eq!(local.yiaddr(), ip("10.55.0.200"));
+    // A relay on no configured network is not served.
+    let stray = relayed_by(request_bytes(1, W1, &[]), [10, 77, 0, 1]);
+    assert!(f.send(&stray).is_none());
+}
+
+const PROXY: &str = r#"
+[server]
+address = "10.55.0.1"
+http_port = 8080
+data_dir = "/tmp/unused"
+[dhcp]
+mode = "proxy"
+subnet = "10.55.0.0/24"
+gateway = "10.55.0.254"
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+load_balancer = "stacked"
+[[machine]]
+mac = "52:54:00:aa:00:01"
+hostname = "cp1"
+role = "control-plane"
+ip = "10.55.0.11"
+"#;
+
+fn boot_server_from() -> SocketAddr {
+    "10.55.0.150:4011".parse().unwrap()
+}
+
+#[test]
+fn proxy_offers_carry_boot_information_and_no_address() {
+    let mut f = fixture_with(PROXY);
+    let guid: &[u8] = b"\0abcdefghijklmnop";
+    let bios: &[(u8, &[u8])] = &[
+        (60, b"PXEClient:Arch:00000:UNDI:002001"),
+        (93, &[0, 0]),
+        (97, guid),
+    ];
+    let out = f.send(&request_bytes(1, CP1, bios)).unwrap();
+    let reply = out.reply.unwrap();
+    assert_eq!(reply.to, SocketAddrV4::new(Ipv4Addr::BROADCAST, 68));
+    let offer = decode(&reply.bytes);
+    assert_eq!(offer.opts().msg_type(), Some(MessageType::Offer));
+    assert!(offer.yiaddr().is_unspecified(), "a proxy gives no address");
+    assert_eq!(offer.siaddr(), ip("10.55.0.1"));
+    assert_eq!(file(&offer), Some("undionly.kpxe"));
+    let o = offer.opts();
+    assert_eq!(
+        o.get(OptionCode::ClassIdentifier),
+        Some(&DhcpOption::ClassIdentifier(b"PXEClient".to_vec()))
+    );
+    assert_eq!(
+        o.get(OptionCode::ServerIdentifier),
+        Some(&DhcpOption::ServerIdentifier(ip("10.55.0.1")))
+    );
+    assert_eq!(
+        o.get(OptionCode::VendorExtensions),
+        Some(&DhcpOption::VendorExtensions(vec![6, 1, 8, 255])),
+        "BIOS ROMs: boot the offered file, no discovery"
+    );
+    assert_eq!(
+        o.get(OptionCode::ClientMachineIdentifier),
+        Some(&DhcpOption::ClientMachineIdentifier(guid.to_vec()))
+    );
+    for absent in [
+        OptionCode::AddressLeaseTime,
+        OptionCode::SubnetMask,
+        OptionCode::Router,
+        OptionCode::Hostname,
+    ] {
+        assert!(
+            o.get(absent).is_none(),
+            "{absent:?} is the site server's to give"
+        );
+    }
+
+    // UEFI: PXEClient without option 43, so EDK2 asks port 4011.
+    let uefi: &[(u8, &[u8])] = &[(60, b"PXEClient:Arch:00007:UNDI:003016"), (93, &[0, 7])];
+    let offer = decode(
+        &f.send(&request_bytes(1, CP1, uefi))
+            .unwrap()
+            .reply
+            .unwrap()
+            .bytes,
+    );
+    assert_eq!(
+        offer.opts().get(OptionCode::ClassIdentifier),
+        Some(&DhcpOption::ClassIdentifier(b"PXEClient".to_vec()))
+    );
+    assert!(offer.opts().get(OptionCode::VendorExtensions).is_none());
+    // HTTP boot: HTTPClient and the URL.
+    let http: &[(u8, &[u8])] = &[(60, b"HTTPClient:Arch:00016:UNDI:003001"), (93, &[0, 16])];
+    let offer = decode(
+        &f.send(&request_bytes(1, CP1, http))
+            .unwrap()
+            .reply
+            .unwrap()
+            .bytes,
+    );
+    assert_eq!(file(&offer), Some("http://10.55.0.1:8080/ipxe.efi"));
+    assert_eq!(
+        offer.opts().get(OptionCode::ClassIdentifier),
+        Some(&DhcpOption::ClassIdentifier(b"HTTPClient".to_vec()))
+    );
+    assert!(
+        f.app.store.leases().unwrap().is_empty(),
+        "no lease for proxy clients"
+    );
+}
+
+#[test]
+fn the_boot_server_port_acknowledges_with_the_boot_file() {
+    let mut f = fixture_with(PROXY);
+    let uefi: &[(u8, &[u8])] = &[(60, b"PXEClient:Arch:00007:UNDI:003016"), (93, &[0, 7])];
+    let mut request = request_bytes(3, CP1, uefi);
+    request[12..16].copy_from_slice(&[10, 55, 0, 150]);
+    let out = f
+        .server
+        .handle_boot_server(&request, boot_server_from(), NOW)
+        .unwrap();
+    let reply = out.reply.unwrap();
+    assert_eq!(
+        reply.to,
+        SocketAddrV4::new(ip("10.55.0.150"), 4011),
+        "back to the asking port"
+    );
+    let ack = decode(&reply.bytes);
+    assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
+    assert!(ack.yiaddr().is_unspecified());
+    assert_eq!(ack.ciaddr(), ip("10.55.0.150"));
+    assert_eq!(file(&ack), Some("ipxe.efi"));
+    assert_eq!(ack.siaddr(), ip("10.55.0.1"));
+    // iPXE asks the same port from 68 and gets its script.
+    let ipxe: &[(u8, &[u8])] = &[
+        (60, b"PXEClient:Arch:00007:UNDI:003016"),
+        (93, &[0, 7]),
+        (77, b"iPXE"),
+    ];
+    let from_ipxe: SocketAddr = "10.55.0.150:68".parse().unwrap();
+    let out = f
+        .server
+        .handle_boot_server(&request_bytes(3, CP1, ipxe), from_ipxe, NOW)
+        .unwrap();
+    let reply = out.reply.unwrap();
+    assert_eq!(reply.to, SocketAddrV4::new(ip("10.55.0.150"), 68));
+    assert_eq!(
+        file(&decode(&reply.bytes)),
+        Some("http://10.55.0.1:8080/boot.ipxe")
+    );
+    assert!(f.app.store.leases().unwrap().is_empty());
+}
+
+#[test]
+fn the_proxy_stays_silent_for_everything_that_is_not_its_business() {
+    let mut f = fixture_with(PROXY);
+    let pxe: &[(u8, &[u8])] = &[(60, b"PXEClient:Arch:00000:UNDI:002001"), (93, &[0, 0])];
+    // A plain client, an unknown PXE machine, a REQUEST to the site's server.
+    let plain = f.send(&request_bytes(1, CP1, &[(55, &[1, 3])]));
+    assert!(plain.is_none());
+    let unknown = f.send(&request_bytes(1, UNKNOWN, pxe)).unwrap();
+    assert!(unknown.reply.is_none());
+    let site: (u8, &[u8]) = (54, &[10, 55, 0, 254]);
+    assert!(f
+        .send(&request_bytes(
+            3,
+            CP1,
+            &[pxe[0], pxe[1], (50, &[10, 55, 0, 120]), site]
+        ))
+        .is_none());
+    let own = request_bytes(
+        3,
+        CP1,
+        &[pxe[0], pxe[1], (50, &[10, 55, 0, 120]), SERVER_ID],
+    );
+    assert!(
+        f.send(&own).is_none(),
+        "REQUESTs on 67 belong to the address server"
+    );
+    // Authoritative mode does not answer the boot-server port.
+    let mut auth = fixture();
+    assert!(auth
+        .server
+        .handle_boot_server(&request_bytes(3, CP1, pxe), boot_server_from(), NOW)
+        .is_none());
+    // The unknown machine was still recorded as seen.
+    assert_eq!(
+        f.app.store.machines().unwrap().len(),
+        0,
+        "writes are committed by the caller"
+    );
+    f.app.store.write(&unknown.writes).unwrap();
+    assert_eq!(
+        f.app
+            .store
+            .machine(MacAddr(UNKNOWN))
+            .unwrap()
+            .unwrap()
+            .state,
+        State::Discovered
+    );
+}
+
+#[test]
+fn a_single_network_serves_local_broadcasts_even_off_the_server_address() {
+    // `check` warns about this layout, but it served before several subnets
+    // existed and must keep serving.
+    let mut f = fixture_with(&CONFIG.replace("address = \"10.55.0.1\"", "address = \"10.56.0.1\""));
+    let offer = f.exchange(&request_bytes(1, UNKNOWN, &[])).unwrap();
+    assert_eq!(offer.yiaddr(), ip("10.55.0.200"));
+    // Several networks: a local broadcast belongs to bootherd's own, and
+    // with none containing bootherd's address it is not served.
+    let mut f =
+        fixture_with(&RELAYED.replace("address = \"10.55.0.1\"", "address = \"10.56.0.1\""));
+    assert!(f.send(&request_bytes(1, UNKNOWN, &[])).is_none());
 }

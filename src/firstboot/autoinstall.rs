@@ -37,12 +37,24 @@ pub fn user_data(
         "installed_command",
         &format!("curl -fsS --retry 5 -X POST '{}'", installer.installed),
     );
+    // The machine's network is the DHCP subnet its IP lies in (validation
+    // guarantees one while DHCP is on); a /32 without gateway otherwise.
+    let subnet = config.dhcp.subnet_containing(machine.ip);
     ctx.insert(
         "address",
-        &format!("{}/{}", machine.ip, config.dhcp.subnet.prefix_len()),
+        &format!(
+            "{}/{}",
+            machine.ip,
+            subnet.map_or(32, |s| s.net.prefix_len())
+        ),
     );
-    ctx.insert("gateway", &config.dhcp.gateway.map(|g| g.to_string()));
-    let dns: Vec<String> = config.dhcp.dns.iter().map(|d| d.to_string()).collect();
+    ctx.insert(
+        "gateway",
+        &subnet.and_then(|s| s.gateway).map(|g| g.to_string()),
+    );
+    let dns: Vec<String> = subnet
+        .map(|s| s.dns.iter().map(|d| d.to_string()).collect())
+        .unwrap_or_default();
     ctx.insert("dns", &dns);
 
     let installed = match material {

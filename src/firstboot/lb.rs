@@ -79,6 +79,7 @@ pub fn keepalived_conf(
     ctx.insert("peers", &peers);
     ctx.insert("password", material.vrrp_pass());
     ctx.insert("vip", &vip.to_string());
-    ctx.insert("prefix", &config.dhcp.subnet.prefix_len());
+    let subnet = config.dhcp.subnet_containing(machine.ip);
+    ctx.insert("prefix", &subnet.map_or(32, |s| s.net.prefix_len()));
     renderer.render("keepalived/keepalived.conf", &ctx)
 }

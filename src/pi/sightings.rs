@@ -39,7 +39,11 @@ impl Sightings {
         }
         // One address per MAC: a Pi that moved leaves no stale mapping.
         m.by_ip.retain(|_, v| *v != mac);
-        m.by_ip.insert(address, mac);
+        // In proxy mode bootherd gives no address and never learns one:
+        // only the serial prefix can name such a Pi.
+        if !address.is_unspecified() {
+            m.by_ip.insert(address, mac);
+        }
     }
 
     pub fn mac_by_serial(&self, serial: Serial) -> Option<MacAddr> {

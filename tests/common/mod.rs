@@ -110,21 +110,27 @@ impl Lan {
     pub fn new(tag: &str, server_cidr: &str) -> Lan {
         let server = Netns::new(&format!("{tag}s"));
         let client = Netns::new(&format!("{tag}c"));
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let (a, b) = (
-            format!("bhv{}a{n}", std::process::id()),
-            format!("bhv{}b{n}", std::process::id()),
-        );
-        sh(Command::new("ip").args(["link", "add", &a, "type", "veth", "peer", "name", &b]));
-        sh(Command::new("ip").args(["link", "set", &a, "netns", &server.name]));
-        sh(Command::new("ip").args(["link", "set", &b, "netns", &client.name]));
-        server.ip(&["link", "set", &a, "name", "bh0"]);
-        client.ip(&["link", "set", &b, "name", "cl0"]);
+        link(&server, "bh0", &client, "cl0");
         server.ip(&["addr", "add", server_cidr, "dev", "bh0"]);
-        server.ip(&["link", "set", "bh0", "up"]);
-        client.ip(&["link", "set", "cl0", "up"]);
         Lan { server, client }
     }
+}
+
+/// A veth pair between two namespaces, named `a_if` in `a` and `b_if` in
+/// `b`, both up and without addresses.
+pub fn link(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let (ta, tb) = (
+        format!("bhv{}a{n}", std::process::id()),
+        format!("bhv{}b{n}", std::process::id()),
+    );
+    sh(Command::new("ip").args(["link", "add", &ta, "type", "veth", "peer", "name", &tb]));
+    sh(Command::new("ip").args(["link", "set", &ta, "netns", &a.name]));
+    sh(Command::new("ip").args(["link", "set", &tb, "netns", &b.name]));
+    a.ip(&["link", "set", &ta, "name", a_if]);
+    b.ip(&["link", "set", &tb, "name", b_if]);
+    a.ip(&["link", "set", a_if, "up"]);
+    b.ip(&["link", "set", b_if, "up"]);
 }
 
 /// A `bootherd serve` running in a namespace, with its own data_dir.

@@ -9,11 +9,12 @@
 #   lab.sh net-down NS                 stop what runs in NS and delete it
 #   lab.sh local-disk IMG              a 1 MiB disk whose boot sector prints
 #                                      "BOOTHERD-LOCALDISK: …" and powers the VM off
-#   lab.sh boot NS --mac MAC --log FILE [--firmware bios|uefi] [--timeout SECS]
+#   lab.sh boot NS --mac MAC --log FILE [--firmware bios|uefi|uefi-http] [--timeout SECS]
 #                  [--disk IMG] [--until REGEX] [--kernel K --initrd I --append ARGS]
 #       runs one VM inside NS on tap0, serial console to FILE, until it powers
 #       off, a serial line matches REGEX (grep -E; the VM is then stopped), or
-#       SECS (default 180) pass. With --kernel it boots that kernel directly
+#       SECS (default 180) pass. uefi-http is OVMF with its PXE boot options
+#       switched off, so it boots by UEFI HTTP boot. With --kernel it boots that kernel directly
 #       (no PXE), to test the stand-in without bootherd.
 #       Exit status: 0 when the VM powered itself off or REGEX matched, 124 on timeout.
 #
@@ -115,8 +116,15 @@ cmd_boot() {
             # SeaBIOS runs the iPXE ROM of the virtio NIC (ipxe-qemu).
             args+=(-device "virtio-net-pci,netdev=n0,mac=$mac")
             ;;
-        uefi)
+        uefi | uefi-http)
             [[ -r "$OVMF_CODE" && -r "$OVMF_VARS" ]] || die "OVMF not found (apt-get install ovmf)"
+            if [[ "$firmware" == uefi-http ]]; then
+                # OVMF reads these from fw_cfg (OvmfPkg PxeBcPcdLib): with
+                # PXE off and no IPv6, the NIC's only boot option is HTTPv4.
+                args+=(-fw_cfg "name=opt/org.tianocore/IPv4PXESupport,string=n"
+                    -fw_cfg "name=opt/org.tianocore/IPv6PXESupport,string=n"
+                    -fw_cfg "name=opt/org.tianocore/IPv6Support,string=n")
+            fi
             vars=$(mktemp --suffix=.ovmf-vars.fd)
             cp "$OVMF_VARS" "$vars"
             # romfile= empty: no iPXE option ROM, so OVMF's own UEFI PXE runs.
@@ -124,7 +132,7 @@ cmd_boot() {
                 -drive "if=pflash,format=raw,file=$vars"
                 -device "virtio-net-pci,netdev=n0,mac=$mac,romfile=")
             ;;
-        *) die "boot: --firmware must be bios or uefi" ;;
+        *) die "boot: --firmware must be bios, uefi or uefi-http" ;;
     esac
     if [[ -n "$disk" ]]; then
         args+=(-drive "file=$disk,format=raw,if=ide")
