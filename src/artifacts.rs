@@ -120,7 +120,7 @@ pub fn user_data(app: &App, config: &Config, machine: &Machine) -> Result<String
 /// secrets, so only control planes can receive a CA key however the
 /// renderers treat it; the renderers then drop, per role, what else it may
 /// not have (a load balancer's files carry no token).
-fn role_material(secrets: &Secrets, config: &Config, machine: &Machine) -> RoleMaterial {
+pub(crate) fn role_material(secrets: &Secrets, config: &Config, machine: &Machine) -> RoleMaterial {
     let pki = match secrets.for_machine(config, machine) {
         RoleSecrets::ControlPlane(cp) => Some(Pki {
             ca_crt: cp.ca.cert_pem,
