@@ -34,17 +34,20 @@ pub fn user_data(app: &App, config: &Config, machine: &Machine) -> Result<String
     doc.insert("manage_etc_hosts".into(), true.into());
     // Keys only: the image's default user `ubuntu` keeps a locked password.
     doc.insert("ssh_pwauth".into(), false.into());
-    doc.insert(
-        "ssh_authorized_keys".into(),
-        Value::Sequence(
-            config
-                .cluster
-                .ssh_authorized_keys
-                .iter()
-                .map(|k| k.clone().into())
-                .collect(),
-        ),
-    );
+    // cloud-init's schema refuses an empty list here: leave the key out.
+    if !config.cluster.ssh_authorized_keys.is_empty() {
+        doc.insert(
+            "ssh_authorized_keys".into(),
+            Value::Sequence(
+                config
+                    .cluster
+                    .ssh_authorized_keys
+                    .iter()
+                    .map(|k| k.clone().into())
+                    .collect(),
+            ),
+        );
+    }
     doc.extend(first_boot);
     let text = format!(
         "#cloud-config\n# Rendered by bootherd for {} ({}); served only after it validated.\n{}",

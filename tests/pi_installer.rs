@@ -1,0 +1,654 @@
+//! The Raspberry Pi installer (issue 4 item 3): the `cmdline.txt` bootherd
+//! renders, the cpio archive it appends to Ubuntu's raspi initrd, the Pi's
+//! NoCloud seed (checked by `cloud-init schema`), and the installer hook run
+//! for real.
+//!
+//! The hook test boots a QEMU VM (TCG) in a network namespace with bootherd
+//! serving it: Debian's kernel stands in for Ubuntu's raspi kernel and a
+//! busybox initrd with an initramfs-tools-like /init
+//! (`tests/lab/pi-standin-init.sh`) for Ubuntu's initrd; bootherd's archive
+//! is appended to that initrd as it is to Ubuntu's, so the kernel unpacks the
+//! concatenation and the hook runs from it unchanged. The disk is a virtio
+//! disk backed by a file. Why a VM and not a loop device on the host: the
+//! hook mounts the image's FAT `system-boot`, and the kernels CI runs on may
+//! have no vfat (this one has no modules at all); the VM's kernel brings its own.
+//!
+//! Needs root, `qemu-system-x86`, `linux-image-amd64`, `busybox-static`,
+//! `cpio`, `dosfstools`, `mtools`, `e2fsprogs`, `fdisk` (sfdisk), `xz-utils`, `cloud-init`.
+
+mod common;
+
+use bootherd::app::App;
+use bootherd::config::{Config, Machine};
+use bootherd::images::{self, verify};
+use bootherd::inventory::State;
+use bootherd::pi::installer::{self, seed};
+use bootherd::store::{SqliteStore, Store};
+use common::{lan_config, machine, require, sh, Netns, Server};
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+const PI_MAC: &str = "dc:a6:32:01:02:03";
+const SERVER_CIDR: &str = "10.55.0.1/24";
+/// A boot of the stand-in plus writing the test image takes about a minute
+/// under TCG; more while other VMs share the cores.
+const VM_TIMEOUT_SECS: u64 = 300;
+const MIB: usize = 1024 * 1024;
+const SSH_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBootherdTestKeyOnly ops@example";
+
+/// The inventory: a control plane (the config needs one) and the Pi.
+fn machines(disk: &str) -> String {
+    format!(
+        "{}{}\nplatform = \"rpi4\"\ndisk = \"{disk}\"\n\n",
+        machine("52:54:00:aa:00:01", "cp1", "control-plane", "10.55.0.11"),
+        machine(PI_MAC, "pi1", "worker", "10.55.0.31").trim_end(),
+    )
+}
+
+fn lab_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh")
+}
+
+fn run(cmd: &mut Command) {
+    sh(cmd.stdout(Stdio::null()));
+}
+
+/// Deterministic bytes that xz cannot shrink much, so the stream takes a while.
+fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// A raspi-like preinstalled image: an MBR with a FAT32 `system-boot` at
+/// 1 MiB (boot files) and an ext4 `writable` after it (a root file system).
+struct PiImage {
+    xz: PathBuf,
+    raw: Vec<u8>,
+    boot: Range<usize>,
+    boot_files: BTreeMap<String, Vec<u8>>,
+}
+
+fn make_image(dir: &Path) -> PiImage {
+    let boot_files: BTreeMap<String, Vec<u8>> = [
+        ("vmlinuz", noise(3 * MIB, 1)),
+        ("initrd.img", noise(2 * MIB, 2)),
+        ("bcm2711-rpi-4-b.dtb", noise(50_000, 3)),
+        (
+            "config.txt",
+            b"[all]\nkernel=vmlinuz\ninitramfs initrd.img followkernel\n".to_vec(),
+        ),
+        (
+            "user-data",
+            b"#cloud-config\n# the image's own default\n".to_vec(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let src = dir.join("boot-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let fat = dir.join("boot.fat");
+    run(Command::new("mkfs.vfat")
+        .args(["-F", "32", "-n", "system-boot", "-C"])
+        .arg(&fat)
+        .arg("65536"));
+    for (name, data) in &boot_files {
+        std::fs::write(src.join(name), data).unwrap();
+        run(Command::new("mcopy")
+            .arg("-i")
+            .arg(&fat)
+            .arg(src.join(name))
+            .arg(format!("::{name}")));
+    }
+    let root_src = dir.join("root-src");
+    std::fs::create_dir_all(root_src.join("etc/cloud/cloud.cfg.d")).unwrap();
+    std::fs::write(
+        root_src.join("etc/cloud/cloud.cfg.d/99-fake_cloud.cfg"),
+        "datasource_list: [NoCloud, None]\ndatasource:\n  NoCloud:\n    fs_label: system-boot\n",
+    )
+    .unwrap();
+    std::fs::write(root_src.join("etc/hostname"), "ubuntu\n").unwrap();
+    std::fs::write(root_src.join("payload.bin"), noise(3 * MIB, 4)).unwrap();
+    let root = dir.join("root.ext4");
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "writable", "-E", "root_owner=0:0", "-d"])
+        .arg(&root_src)
+        .arg(&root)
+        .arg("16M"));
+
+    let fat_bytes = std::fs::read(&fat).unwrap();
+    let root_bytes = std::fs::read(&root).unwrap();
+    let mut raw = vec![0u8; MIB];
+    let boot = raw.len()..raw.len() + fat_bytes.len();
+    raw.extend_from_slice(&fat_bytes);
+    raw.extend_from_slice(&root_bytes);
+    let img = dir.join("image.img");
+    std::fs::write(&img, &raw).unwrap();
+    let mut sfdisk = Command::new("sfdisk");
+    sfdisk
+        .args(["--no-reread", "--no-tell-kernel"])
+        .arg(&img)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    let mut child = sfdisk.spawn().unwrap();
+    write!(
+        child.stdin.take().unwrap(),
+        "label: dos\nstart=2048, size={}, type=c, bootable\nstart={}, size={}, type=83\n",
+        fat_bytes.len() / 512,
+        2048 + fat_bytes.len() / 512,
+        root_bytes.len() / 512
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success(), "sfdisk failed");
+    let raw = std::fs::read(&img).unwrap();
+    run(Command::new("xz").args(["-0", "-T1", "-f"]).arg(&img));
+    PiImage {
+        xz: dir.join("image.img.xz"),
+        raw,
+        boot,
+        boot_files,
+    }
+}
+
+/// The test's view of the running server: the same config and store.
+fn app_for(server: &Server) -> (App, Config) {
+    let (config, _) = Config::load(&server.config_path).unwrap();
+    let store = SqliteStore::open(&server.data_dir).unwrap();
+    (
+        App::new(config.clone(), None, None, Arc::new(store)),
+        config,
+    )
+}
+
+fn pi(config: &Config) -> Machine {
+    config.machine_by_name("pi1").unwrap().clone()
+}
+
+/// Places `xz` as the cached Pi image, with `recorded` as its verified digest.
+fn place_image(config: &Config, xz: &[u8], recorded: &str) {
+    let path = images::raspi_image(config);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, xz).unwrap();
+    verify::write_record(&path, recorded).unwrap();
+}
+
+fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+fn unpack_appendix(appendix: &[u8], into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let mut child = Command::new("cpio")
+        .args(["-idm", "--quiet", "--no-absolute-filenames"])
+        .current_dir(into)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(appendix).unwrap();
+    assert!(child.wait().unwrap().success(), "cpio -id failed");
+}
+
+#[test]
+fn appendix_lists_with_cpio_and_unpacks_with_the_hook_in_place() {
+    require(&["cpio"]);
+    let server_dir = tempfile::tempdir().unwrap();
+    let config_text = common::http_only_config(common::free_port(), &machines("/dev/sda"))
+        .replace("@DATA@", server_dir.path().to_str().unwrap());
+    let (config, _) = bootherd::config::parse(&config_text).unwrap();
+    let store = SqliteStore::open(&config.server.data_dir).unwrap();
+    let app = App::new(config.clone(), None, None, Arc::new(store));
+    let appendix = installer::initrd_appendix(&app, &config, &pi(&config)).unwrap();
+
+    let mut child = Command::new("cpio")
+        .args(["-t", "--quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&appendix).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "cpio -t refused the appendix");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "scripts\nscripts/bootherd\nbootherd\nbootherd/install\n"
+    );
+
+    // Unpacked over an initrd that already has Ubuntu's /scripts, as the
+    // kernel does: the hook lands beside what is there and replaces nothing.
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("scripts/init-premount")).unwrap();
+    std::fs::write(root.path().join("scripts/local"), "ubuntu's local\n").unwrap();
+    std::fs::write(
+        root.path().join("scripts/init-premount/ORDER"),
+        "ubuntu's order\n",
+    )
+    .unwrap();
+    unpack_appendix(&appendix, root.path());
+    let read = |p: &str| std::fs::read_to_string(root.path().join(p)).unwrap();
+    assert_eq!(read("scripts/bootherd"), installer::BOOT_SCRIPT);
+    assert_eq!(read("bootherd/install"), installer::INSTALL_SCRIPT);
+    assert_eq!(read("scripts/local"), "ubuntu's local\n");
+    assert_eq!(read("scripts/init-premount/ORDER"), "ubuntu's order\n");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(root.path().join("bootherd/install"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755, "the installer must be executable");
+
+    // Same input, same bytes: the archive can be cached and compared.
+    assert_eq!(
+        appendix,
+        installer::initrd_appendix(&app, &config, &pi(&config)).unwrap()
+    );
+    // An x86 machine gets no Pi installer.
+    let cp1 = config.machine_by_name("cp1").unwrap();
+    assert!(installer::initrd_appendix(&app, &config, cp1).is_err());
+    assert!(installer::cmdline(&app, &config, cp1).is_err());
+}
+
+#[test]
+fn cmdline_carries_the_image_digest_and_the_install_token() {
+    let server_dir = tempfile::tempdir().unwrap();
+    let config_text = common::http_only_config(common::free_port(), &machines("/dev/nvme0n1"))
+        .replace("@DATA@", server_dir.path().to_str().unwrap());
+    let (config, _) = bootherd::config::parse(&config_text).unwrap();
+    let store = Arc::new(SqliteStore::open(&config.server.data_dir).unwrap());
+    let app = App::new(config.clone(), None, None, store.clone());
+    let machine = pi(&config);
+
+    // Without the image, or without its verified digest, the error says what to do.
+    let err = format!(
+        "{:#}",
+        installer::cmdline(&app, &config, &machine).unwrap_err()
+    );
+    assert!(err.contains("bootherd images fetch"), "{err}");
+    let image = images::raspi_image(&config);
+    std::fs::create_dir_all(image.parent().unwrap()).unwrap();
+    std::fs::write(&image, b"not really xz").unwrap();
+    let err = format!(
+        "{:#}",
+        installer::cmdline(&app, &config, &machine).unwrap_err()
+    );
+    assert!(err.contains("no recorded sha256"), "{err}");
+
+    let digest = sha256(b"not really xz");
+    verify::write_record(&image, &digest).unwrap();
+    let line = installer::cmdline(&app, &config, &machine).unwrap();
+    assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
+    let token = store.install_token(machine.mac).unwrap();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    for want in [
+        "console=serial0,115200",
+        "console=tty1",
+        "ip=dhcp",
+        "boot=bootherd",
+        &format!("bootherd.url={}", config.http_base()),
+        "bootherd.mac=dc-a6-32-01-02-03",
+        &format!("bootherd.token={token}"),
+        "bootherd.image=/assets/ubuntu-24.04-raspi/preinstalled-server.img.xz",
+        &format!("bootherd.sha256={digest}"),
+        "bootherd.size=13",
+        "bootherd.disk=/dev/nvme0n1",
+    ] {
+        assert!(words.contains(&want), "{want} missing from {line}");
+    }
+    // The install token is minted once per install: asking again keeps it.
+    assert_eq!(line, installer::cmdline(&app, &config, &machine).unwrap());
+
+    // No disk configured: the hook picks the first of NVMe, USB, SD.
+    let auto = Machine {
+        disk: None,
+        ..machine.clone()
+    };
+    assert!(installer::cmdline(&app, &config, &auto)
+        .unwrap()
+        .contains(" bootherd.disk=auto\n"));
+}
+
+#[test]
+fn pi_seed_is_cloud_config_with_the_role_first_boot_and_passes_cloud_init_schema() {
+    require(&["cloud-init"]);
+    let port = common::free_port();
+    let server = Server::start_local(
+        &common::http_only_config(
+            port,
+            &format!(
+                "{}[[machine]]\nmac = \"d8:3a:dd:00:00:05\"\nhostname = \"pi5cp\"\nrole = \"control-plane\"\nip = \"10.55.0.32\"\nplatform = \"rpi5\"\n",
+                machines("/dev/mmcblk0")
+            ),
+        )
+        .replace(
+            "load_balancer = \"stacked\"",
+            &format!("load_balancer = \"stacked\"\nssh_authorized_keys = [\"{SSH_KEY}\"]"),
+        ),
+    );
+    let (app, config) = app_for(&server);
+    for (host, mac) in [("pi1", "dc-a6-32-01-02-03"), ("pi5cp", "d8-3a-dd-00-00-05")] {
+        let (status, user_data) =
+            server.curl(&[&format!("{}/cloud-init/{mac}/user-data", server.http)]);
+        assert_eq!(status, 200, "{host}: {user_data}");
+        let machine = config.machine_by_name(host).unwrap();
+        assert_eq!(user_data, seed::user_data(&app, &config, machine).unwrap());
+        assert!(user_data.starts_with("#cloud-config\n"));
+        let doc: serde_yaml::Value = serde_yaml::from_str(&user_data).unwrap();
+        assert!(
+            doc.get("autoinstall").is_none(),
+            "{host}: the Pi seed is not autoinstall"
+        );
+        assert_eq!(doc["hostname"].as_str(), Some(host));
+        assert_eq!(doc["ssh_authorized_keys"][0].as_str(), Some(SSH_KEY));
+        assert_eq!(doc["ssh_pwauth"].as_bool(), Some(false));
+        // The same role first boot as x86: the role script runs, with its files.
+        let script = if host == "pi1" {
+            "worker.sh"
+        } else {
+            "control-plane.sh"
+        };
+        assert_eq!(
+            doc["runcmd"][0][0].as_str(),
+            Some(format!("/usr/local/lib/bootherd/{script}").as_str())
+        );
+        let paths: Vec<&str> = doc["write_files"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap())
+            .collect();
+        assert!(paths.contains(&"/etc/bootherd/kubeadm.yaml"), "{paths:?}");
+        assert_eq!(
+            paths.contains(&"/etc/bootherd/pki/ca.key"),
+            host == "pi5cp",
+            "only a control plane gets the CA key: {paths:?}"
+        );
+
+        cloud_init_schema(
+            &server.data_dir.join(format!("{host}.user-data")),
+            &user_data,
+        );
+
+        let (status, net) =
+            server.curl(&[&format!("{}/cloud-init/{mac}/network-config", server.http)]);
+        assert_eq!(status, 200, "{host}: {net}");
+        let net: serde_yaml::Value = serde_yaml::from_str(&net).unwrap();
+        let eth = &net["ethernets"]["provisioning"];
+        assert_eq!(net["version"].as_u64(), Some(2));
+        assert_eq!(
+            eth["match"]["macaddress"].as_str(),
+            Some(mac.replace('-', ":").as_str())
+        );
+        assert_eq!(
+            eth["addresses"][0].as_str(),
+            Some(format!("{}/{}", machine.ip, config.dhcp.subnet.prefix_len()).as_str())
+        );
+        assert_eq!(eth["dhcp4"].as_bool(), Some(false));
+    }
+    // Without SSH keys the list is left out (cloud-init refuses an empty one).
+    let no_keys = tempfile::tempdir().unwrap();
+    let text = common::http_only_config(common::free_port(), &machines("/dev/sda"))
+        .replace("@DATA@", no_keys.path().to_str().unwrap());
+    let (bare, _) = bootherd::config::parse(&text).unwrap();
+    let bare_app = App::new(
+        bare.clone(),
+        None,
+        None,
+        Arc::new(SqliteStore::open(&bare.server.data_dir).unwrap()),
+    );
+    let user_data = seed::user_data(&bare_app, &bare, &pi(&bare)).unwrap();
+    assert!(!user_data.contains("ssh_authorized_keys"));
+    cloud_init_schema(&no_keys.path().join("user-data"), &user_data);
+
+    // x86 keeps its autoinstall seed and has no network-config file.
+    let (status, _) = server.curl(&[&format!(
+        "{}/cloud-init/52-54-00-aa-00-01/network-config",
+        server.http
+    )]);
+    assert_eq!(status, 404);
+}
+
+fn cloud_init_schema(file: &Path, user_data: &str) {
+    std::fs::write(file, user_data).unwrap();
+    let out = Command::new("cloud-init")
+        .args(["schema", "-c"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: cloud-init schema refused the Pi user-data:\n{}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Boots the stand-in with bootherd's Pi kernel command line and initrd
+/// appendix; returns the serial console.
+fn boot_installer(
+    ns: &Netns,
+    work: &Path,
+    app: &App,
+    config: &Config,
+    disk: &Path,
+    tag: &str,
+) -> String {
+    let machine = pi(config);
+    let base = work.join("standin-initrd.cpio.gz");
+    if !base.exists() {
+        let init = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/pi-standin-init.sh");
+        sh(
+            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/make-initramfs.sh"))
+                .arg(&base)
+                .arg(&init)
+                .args([
+                    "virtio_blk",
+                    "fat",
+                    "vfat",
+                    "nls_cp437",
+                    "nls_ascii",
+                    "nls_utf8",
+                ]),
+        );
+    }
+    // Ubuntu's initrd is compressed; the appendix follows it uncompressed,
+    // as the TFTP server serves the two.
+    let mut initrd = std::fs::read(&base).unwrap();
+    initrd.extend(installer::initrd_appendix(app, config, &machine).unwrap());
+    let initrd_path = work.join(format!("{tag}.initrd"));
+    std::fs::write(&initrd_path, initrd).unwrap();
+    let cmdline = installer::cmdline(app, config, &machine).unwrap();
+    let kernel = String::from_utf8(sh(Command::new(lab_script()).arg("kernel")).stdout).unwrap();
+
+    let log = work.join(format!("{tag}.serial.log"));
+    let started = Instant::now();
+    let out = Command::new(lab_script())
+        .args(["boot", &ns.name, "--mac", PI_MAC, "--log"])
+        .arg(&log)
+        .args(["--timeout", &VM_TIMEOUT_SECS.to_string()])
+        .args(["--kernel", kernel.trim()])
+        .arg("--initrd")
+        .arg(&initrd_path)
+        // console=ttyS0 last: the x86 VM's serial port is the console.
+        .args(["--append", &format!("{} console=ttyS0", cmdline.trim())])
+        .arg("--disk")
+        .arg(disk)
+        .args(["--disk-if", "virtio"])
+        .output()
+        .unwrap();
+    let serial = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    eprintln!(
+        "{tag}: the installer VM ran {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        out.status.success(),
+        "{tag}: the VM did not finish by itself ({}): {}\n--- serial ---\n{serial}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serial
+}
+
+fn events(app: &App, config: &Config) -> Vec<String> {
+    app.store
+        .events(pi(config).mac, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{}: {}", e.kind, e.message))
+        .collect()
+}
+
+fn mcopy_out(disk: &Path, offset: usize, name: &str) -> Vec<u8> {
+    sh(Command::new("mcopy")
+        .args(["-n", "-i"])
+        .arg(format!("{}@@{offset}", disk.display()))
+        .arg(format!("::{name}"))
+        .arg("-"))
+    .stdout
+}
+
+#[test]
+fn installer_hook_writes_the_image_seeds_nocloud_and_wipes_a_corrupt_write() {
+    require(&[
+        "qemu-system-x86_64",
+        "busybox",
+        "cpio",
+        "mkfs.vfat",
+        "mkfs.ext4",
+        "mcopy",
+        "sfdisk",
+        "xz",
+        "timeout",
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    let image = make_image(work.path());
+    let good_xz = std::fs::read(&image.xz).unwrap();
+    let digest = sha256(&good_xz);
+
+    let ns = Netns::new("pii");
+    sh(Command::new(lab_script()).args(["net-up", &ns.name, SERVER_CIDR, "bh0"]));
+    let server = Server::start(&ns, &lan_config(&machines("/dev/vda")));
+    let (app, config) = app_for(&server);
+    let mac = pi(&config).mac;
+
+    // The Pi's disk holds an older system: a pattern where the image will go
+    // and beyond it, so both overwriting and wiping are visible.
+    let disk = work.path().join("disk.img");
+    let disk_len = image.raw.len() + 8 * MIB;
+    let old = vec![0x5Au8; disk_len];
+    std::fs::write(&disk, &old).unwrap();
+
+    // 1. A corrupted download (the digest bootherd recorded is the good
+    // one): the failure is reported, the partition table wiped, no reboot.
+    let mut bad_xz = good_xz.clone();
+    let mid = bad_xz.len() / 2;
+    for b in &mut bad_xz[mid..mid + 64] {
+        *b ^= 0xFF;
+    }
+    place_image(&config, &bad_xz, &digest);
+    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, "corrupt");
+    assert!(
+        serial.contains("BOOTHERD-PI-STANDIN: PANIC bootherd: the install failed"),
+        "the hook must stop, not reboot:\n{serial}"
+    );
+    assert!(serial.contains("checksum mismatch"), "{serial}");
+    let ev = events(&app, &config);
+    assert!(
+        ev.iter()
+            .any(|e| e.contains("finish bootherd/pi-installer [FAIL]")
+                && e.contains("checksum mismatch")),
+        "the failure must be reported: {ev:#?}"
+    );
+    assert_ne!(app.state_of(&config, mac).unwrap(), State::Installed);
+    let wiped = std::fs::read(&disk).unwrap();
+    assert!(
+        wiped[..MIB].iter().all(|&b| b == 0),
+        "the first MiB (MBR and the boot partition's start) must be zeroed"
+    );
+    assert!(
+        wiped[disk_len - MIB..].iter().all(|&b| b == 0),
+        "the last MiB (a GPT backup) must be zeroed"
+    );
+    let table = Command::new("sfdisk")
+        .arg("-d")
+        .arg(&disk)
+        .output()
+        .unwrap();
+    assert!(
+        !table.status.success() || !String::from_utf8_lossy(&table.stdout).contains("start="),
+        "a partition table survived: {}",
+        String::from_utf8_lossy(&table.stdout)
+    );
+
+    // 2. The good image: written byte-exact, seeded, reported, rebooted.
+    place_image(&config, &good_xz, &digest);
+    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, "good");
+    assert!(serial.contains("bootherd: installed"), "{serial}");
+    assert!(!serial.contains("PANIC"), "{serial}");
+    assert_eq!(app.state_of(&config, mac).unwrap(), State::Installed);
+    let ev = events(&app, &config);
+    for want in [
+        "start bootherd/pi-installer [writing /assets/ubuntu-24.04-raspi/preinstalled-server.img.xz to /dev/vda]",
+        "image written and verified (sha256",
+        "finish bootherd/pi-installer [SUCCESS]",
+        "install-finished",
+    ] {
+        assert!(ev.iter().any(|e| e.contains(want)), "no event {want}: {ev:#?}");
+    }
+
+    let written = std::fs::read(&disk).unwrap();
+    let n = image.raw.len();
+    assert!(
+        written[..image.boot.start] == image.raw[..image.boot.start],
+        "the MBR and the gap before system-boot differ from the image"
+    );
+    assert!(
+        written[image.boot.end..n] == image.raw[image.boot.end..n],
+        "the writable partition differs from the image"
+    );
+    assert!(
+        written[n..] == old[n..],
+        "the disk past the image must be left as it was"
+    );
+
+    // The seed on system-boot is what bootherd serves this install, and the
+    // image's own boot files are intact.
+    let machine = pi(&config);
+    let off = image.boot.start;
+    assert_eq!(
+        String::from_utf8(mcopy_out(&disk, off, "user-data")).unwrap(),
+        seed::user_data(&app, &config, &machine).unwrap()
+    );
+    assert_eq!(
+        String::from_utf8(mcopy_out(&disk, off, "network-config")).unwrap(),
+        seed::network_config(&app, &config, &machine).unwrap()
+    );
+    let meta = String::from_utf8(mcopy_out(&disk, off, "meta-data")).unwrap();
+    assert_eq!(
+        meta,
+        bootherd::artifacts::meta_data(&app, &machine).unwrap()
+    );
+    let token = app.store.install_token(mac).unwrap();
+    assert!(
+        meta.contains(&format!("instance-id: bootherd-pi1-{}", &token[..12])),
+        "{meta}"
+    );
+    for (name, data) in &image.boot_files {
+        if name != "user-data" {
+            assert_eq!(&mcopy_out(&disk, off, name), data, "{name} changed");
+        }
+    }
+}
