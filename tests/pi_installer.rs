@@ -141,7 +141,8 @@ fn make_image(dir: &Path) -> PiImage {
         .args(["--no-reread", "--no-tell-kernel"])
         .arg(&img)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null());
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut child = sfdisk.spawn().unwrap();
     write!(
         child.stdin.take().unwrap(),
@@ -463,10 +464,12 @@ fn boot_installer(
                 ]),
         );
     }
-    // Ubuntu's initrd is compressed; the appendix follows it uncompressed,
-    // as the TFTP server serves the two.
-    let mut initrd = std::fs::read(&base).unwrap();
-    initrd.extend(installer::initrd_appendix(app, config, &machine).unwrap());
+    // Ubuntu's initrd is compressed; the appendix follows it uncompressed
+    // (after the padding the kernel needs), as the TFTP server serves the two.
+    let initrd = installer::concatenate(
+        &std::fs::read(&base).unwrap(),
+        &installer::initrd_appendix(app, config, &machine).unwrap(),
+    );
     let initrd_path = work.join(format!("{tag}.initrd"));
     std::fs::write(&initrd_path, initrd).unwrap();
     let cmdline = installer::cmdline(app, config, &machine).unwrap();
@@ -600,6 +603,7 @@ fn installer_hook_writes_the_image_seeds_nocloud_and_wipes_a_corrupt_write() {
     assert!(!serial.contains("PANIC"), "{serial}");
     assert_eq!(app.state_of(&config, mac).unwrap(), State::Installed);
     let ev = events(&app, &config);
+    eprintln!("events: {ev:#?}");
     for want in [
         "start bootherd/pi-installer [writing /assets/ubuntu-24.04-raspi/preinstalled-server.img.xz to /dev/vda]",
         "image written and verified (sha256",
@@ -620,8 +624,12 @@ fn installer_hook_writes_the_image_seeds_nocloud_and_wipes_a_corrupt_write() {
         "the writable partition differs from the image"
     );
     assert!(
-        written[n..] == old[n..],
+        written[n..] == wiped[n..],
         "the disk past the image must be left as it was"
+    );
+    assert!(
+        written[n..disk_len - MIB].iter().all(|&b| b == 0x5A),
+        "the old system's bytes past the image are untouched"
     );
 
     // The seed on system-boot is what bootherd serves this install, and the

@@ -89,6 +89,26 @@ pub fn initrd_appendix(_app: &App, _config: &Config, machine: &Machine) -> Resul
     Ok(a.finish())
 }
 
+/// How many NUL bytes must sit between Ubuntu's initrd (`base_len` bytes)
+/// and the appendix. The kernel only takes a cpio header that starts on a
+/// 4-byte boundary after a compressed archive (it skips NULs up to one, and
+/// reads anything else as another compressed archive and stops with "invalid
+/// magic"): without the padding the hook silently never arrives.
+pub fn appendix_padding(base_len: u64) -> usize {
+    ((4 - base_len % 4) % 4) as usize
+}
+
+/// Ubuntu's initrd followed by the appendix, as the Pi must receive it.
+/// (A server that streams the two uses [`appendix_padding`] between them.)
+pub fn concatenate(base: &[u8], appendix: &[u8]) -> Vec<u8> {
+    let pad = appendix_padding(base.len() as u64);
+    let mut out = Vec::with_capacity(base.len() + pad + appendix.len());
+    out.extend_from_slice(base);
+    out.resize(base.len() + pad, 0);
+    out.extend_from_slice(appendix);
+    out
+}
+
 fn require_pi(machine: &Machine) -> Result<()> {
     if !matches!(machine.platform, Platform::Rpi4 | Platform::Rpi5) {
         bail!(
@@ -159,6 +179,18 @@ mod tests {
         ] {
             let err = target_disk(&pi(Some(bad))).unwrap_err().to_string();
             assert!(err.contains("fix `disk`"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_appendix_starts_on_a_four_byte_boundary() {
+        for len in 0..9usize {
+            let base = vec![0x1f; len];
+            let both = concatenate(&base, b"070701");
+            let at = both.len() - 6;
+            assert_eq!(at % 4, 0, "base of {len} bytes");
+            assert!(both[len..at].iter().all(|&b| b == 0));
+            assert_eq!(&both[..len], &base[..]);
         }
     }
 

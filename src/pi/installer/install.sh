@@ -147,7 +147,7 @@ report_progress() {
 		[ "$pct" -le 100 ] || pct=100
 		if [ "$pct" -ge $((last + 5)) ]; then
 			last=$pct
-			event progress "" "written $pct% of the image ($read_bytes of $size bytes)"
+			event progress "" "streamed $pct% of the image ($read_bytes of $size bytes)"
 		fi
 	done
 }
