@@ -296,6 +296,7 @@ fn cmdline_carries_the_image_digest_and_the_install_token() {
         "console=serial0,115200",
         "console=tty1",
         "ip=dhcp",
+        "BOOTIF=01-dc-a6-32-01-02-03",
         "boot=bootherd",
         &format!("bootherd.url={}", config.http_base()),
         "bootherd.mac=dc-a6-32-01-02-03",

@@ -57,8 +57,11 @@ pub fn cmdline(app: &App, config: &Config, machine: &Machine) -> Result<String> 
     let token = app.store.install_token(machine.mac)?;
     let words = [
         PI_CONSOLE.to_string(),
-        // initramfs-tools' configure_networking brings the NIC up by DHCP.
+        // initramfs-tools' configure_networking brings the NIC up by DHCP,
+        // on the NIC with this MAC (BOOTIF, as pxelinux passes it) when a
+        // USB adapter is plugged in too.
         "ip=dhcp".into(),
+        format!("BOOTIF=01-{}", machine.mac.hyphenated()),
         "boot=bootherd".into(),
         format!("bootherd.url={}", config.http_base()),
         format!("bootherd.mac={}", machine.mac.hyphenated()),
