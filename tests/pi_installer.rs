@@ -8,8 +8,9 @@
 //! busybox initrd with an initramfs-tools-like /init
 //! (`tests/lab/pi-standin-init.sh`) for Ubuntu's initrd; bootherd's archive
 //! is appended to that initrd as it is to Ubuntu's, so the kernel unpacks the
-//! concatenation and the hook runs from it unchanged. The disk is a virtio
-//! disk backed by a file. Why a VM and not a loop device on the host: the
+//! concatenation and the hook runs from it unchanged. The disk is an NVMe
+//! disk backed by a file, and no `disk` is configured: the hook picks it as
+//! the first of NVMe, USB, SD. Why a VM and not a loop device on the host: the
 //! hook mounts the image's FAT `system-boot`, and the kernels CI runs on may
 //! have no vfat (this one has no modules at all); the VM's kernel brings its own.
 //!
@@ -41,10 +42,14 @@ const VM_TIMEOUT_SECS: u64 = 300;
 const MIB: usize = 1024 * 1024;
 const SSH_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBootherdTestKeyOnly ops@example";
 
-/// The inventory: a control plane (the config needs one) and the Pi.
-fn machines(disk: &str) -> String {
+/// The inventory: a control plane (the config needs one) and the Pi, with
+/// its `disk` when given.
+fn machines(disk: Option<&str>) -> String {
+    let disk = disk
+        .map(|d| format!("disk = \"{d}\"\n"))
+        .unwrap_or_default();
     format!(
-        "{}{}\nplatform = \"rpi4\"\ndisk = \"{disk}\"\n\n",
+        "{}{}\nplatform = \"rpi4\"\n{disk}\n",
         machine("52:54:00:aa:00:01", "cp1", "control-plane", "10.55.0.11"),
         machine(PI_MAC, "pi1", "worker", "10.55.0.31").trim_end(),
     )
@@ -206,7 +211,7 @@ fn unpack_appendix(appendix: &[u8], into: &Path) {
 fn appendix_lists_with_cpio_and_unpacks_with_the_hook_in_place() {
     require(&["cpio"]);
     let server_dir = tempfile::tempdir().unwrap();
-    let config_text = common::http_only_config(common::free_port(), &machines("/dev/sda"))
+    let config_text = common::http_only_config(common::free_port(), &machines(Some("/dev/sda")))
         .replace("@DATA@", server_dir.path().to_str().unwrap());
     let (config, _) = bootherd::config::parse(&config_text).unwrap();
     let store = SqliteStore::open(&config.server.data_dir).unwrap();
@@ -264,8 +269,9 @@ fn appendix_lists_with_cpio_and_unpacks_with_the_hook_in_place() {
 #[test]
 fn cmdline_carries_the_image_digest_and_the_install_token() {
     let server_dir = tempfile::tempdir().unwrap();
-    let config_text = common::http_only_config(common::free_port(), &machines("/dev/nvme0n1"))
-        .replace("@DATA@", server_dir.path().to_str().unwrap());
+    let config_text =
+        common::http_only_config(common::free_port(), &machines(Some("/dev/nvme0n1")))
+            .replace("@DATA@", server_dir.path().to_str().unwrap());
     let (config, _) = bootherd::config::parse(&config_text).unwrap();
     let store = Arc::new(SqliteStore::open(&config.server.data_dir).unwrap());
     let app = App::new(config.clone(), None, None, store.clone());
@@ -330,7 +336,7 @@ fn pi_seed_is_cloud_config_with_the_role_first_boot_and_passes_cloud_init_schema
             port,
             &format!(
                 "{}[[machine]]\nmac = \"d8:3a:dd:00:00:05\"\nhostname = \"pi5cp\"\nrole = \"control-plane\"\nip = \"10.55.0.32\"\nplatform = \"rpi5\"\n",
-                machines("/dev/mmcblk0")
+                machines(Some("/dev/mmcblk0"))
             ),
         )
         .replace(
@@ -400,7 +406,7 @@ fn pi_seed_is_cloud_config_with_the_role_first_boot_and_passes_cloud_init_schema
     }
     // Without SSH keys the list is left out (cloud-init refuses an empty one).
     let no_keys = tempfile::tempdir().unwrap();
-    let text = common::http_only_config(common::free_port(), &machines("/dev/sda"))
+    let text = common::http_only_config(common::free_port(), &machines(Some("/dev/sda")))
         .replace("@DATA@", no_keys.path().to_str().unwrap());
     let (bare, _) = bootherd::config::parse(&text).unwrap();
     let bare_app = App::new(
@@ -455,8 +461,16 @@ fn boot_installer(
             Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/make-initramfs.sh"))
                 .arg(&base)
                 .arg(&init)
+                // NVMe (the Pi 5's disk; the first the hook looks for) in
+                // dependency order, then FAT for system-boot.
                 .args([
-                    "virtio_blk",
+                    "crct10dif_common",
+                    "crc-t10dif",
+                    "crc64",
+                    "crc64-rocksoft",
+                    "t10-pi",
+                    "nvme-core",
+                    "nvme",
                     "fat",
                     "vfat",
                     "nls_cp437",
@@ -489,7 +503,7 @@ fn boot_installer(
         .args(["--append", &format!("{} console=ttyS0", cmdline.trim())])
         .arg("--disk")
         .arg(disk)
-        .args(["--disk-if", "virtio"])
+        .args(["--disk-if", "nvme"])
         .output()
         .unwrap();
     let serial = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
@@ -544,7 +558,7 @@ fn installer_hook_writes_the_image_seeds_nocloud_and_wipes_a_corrupt_write() {
 
     let ns = Netns::new("pii");
     sh(Command::new(lab_script()).args(["net-up", &ns.name, SERVER_CIDR, "bh0"]));
-    let server = Server::start(&ns, &lan_config(&machines("/dev/vda")));
+    let server = Server::start(&ns, &lan_config(&machines(None)));
     let (app, config) = app_for(&server);
     let mac = pi(&config).mac;
 
@@ -606,7 +620,7 @@ fn installer_hook_writes_the_image_seeds_nocloud_and_wipes_a_corrupt_write() {
     let ev = events(&app, &config);
     eprintln!("events: {ev:#?}");
     for want in [
-        "start bootherd/pi-installer [writing /assets/ubuntu-24.04-raspi/preinstalled-server.img.xz to /dev/vda]",
+        "start bootherd/pi-installer [writing /assets/ubuntu-24.04-raspi/preinstalled-server.img.xz to /dev/nvme0n1]",
         "image written and verified (sha256",
         "finish bootherd/pi-installer [SUCCESS]",
         "install-finished",
