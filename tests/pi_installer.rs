@@ -351,6 +351,12 @@ fn pi_seed_is_cloud_config_with_the_role_first_boot_and_passes_cloud_init_schema
         assert_eq!(status, 200, "{host}: {user_data}");
         let machine = config.machine_by_name(host).unwrap();
         assert_eq!(user_data, seed::user_data(&app, &config, machine).unwrap());
+        // `bootherd render` prints exactly what is served.
+        let mac_colons = mac.replace('-', ":");
+        assert_eq!(
+            server.cli(&["render", "--mac", &mac_colons, "user-data"]),
+            user_data
+        );
         assert!(user_data.starts_with("#cloud-config\n"));
         let doc: serde_yaml::Value = serde_yaml::from_str(&user_data).unwrap();
         assert!(
@@ -391,6 +397,10 @@ fn pi_seed_is_cloud_config_with_the_role_first_boot_and_passes_cloud_init_schema
         let (status, net) =
             server.curl(&[&format!("{}/cloud-init/{mac}/network-config", server.http)]);
         assert_eq!(status, 200, "{host}: {net}");
+        assert_eq!(
+            server.cli(&["render", "--mac", &mac_colons, "network-config"]),
+            net
+        );
         let net: serde_yaml::Value = serde_yaml::from_str(&net).unwrap();
         let eth = &net["ethernets"]["provisioning"];
         assert_eq!(net["version"].as_u64(), Some(2));

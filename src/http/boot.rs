@@ -3,9 +3,7 @@
 use super::{AppState, HttpError};
 use crate::artifacts;
 use crate::boot::{Asker, Client, Cpu, Firmware};
-use crate::config::Platform;
 use crate::mac::MacAddr;
-use crate::pi;
 use axum::extract::{Path, Query};
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -87,16 +85,7 @@ pub async fn seed(
             machine.hostname, machine.hostname
         )));
     }
-    // A Pi's seed goes onto its image for NoCloud: plain cloud-config plus
-    // network-config, where x86 gets autoinstall user-data.
-    let pi = matches!(machine.platform, Platform::Rpi4 | Platform::Rpi5);
-    let body = match file.as_str() {
-        "user-data" if pi => pi::installer::seed::user_data(&app, &config, &machine)?,
-        "user-data" => artifacts::user_data(&app, &config, &machine)?,
-        "network-config" if pi => pi::installer::seed::network_config(&app, &config, &machine)?,
-        "meta-data" => artifacts::meta_data(&app, &machine)?,
-        "vendor-data" => artifacts::vendor_data(&app)?,
-        _ => return Err(HttpError::not_found(format!("no seed file {file}"))),
-    };
+    let body = artifacts::seed_file(&app, &config, &machine, &file)?
+        .ok_or_else(|| HttpError::not_found(format!("no seed file {file}")))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body))
 }
