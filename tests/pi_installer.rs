@@ -453,14 +453,15 @@ fn cloud_init_schema(file: &Path, user_data: &str) {
     );
 }
 
-/// Boots the stand-in with bootherd's Pi kernel command line and initrd
-/// appendix; returns the serial console.
+/// Boots the stand-in with `cmdline` (bootherd's `cmdline.txt`) and
+/// bootherd's initrd appendix; returns the serial console.
 fn boot_installer(
     ns: &Netns,
     work: &Path,
     app: &App,
     config: &Config,
     disk: &Path,
+    cmdline: &str,
     tag: &str,
 ) -> String {
     let machine = pi(config);
@@ -497,7 +498,6 @@ fn boot_installer(
     );
     let initrd_path = work.join(format!("{tag}.initrd"));
     std::fs::write(&initrd_path, initrd).unwrap();
-    let cmdline = installer::cmdline(app, config, &machine).unwrap();
     let kernel = String::from_utf8(sh(Command::new(lab_script()).arg("kernel")).stdout).unwrap();
 
     let log = work.join(format!("{tag}.serial.log"));
@@ -579,7 +579,29 @@ fn installer_hook_writes_the_image_seeds_nocloud_and_wipes_a_corrupt_write() {
     let old = vec![0x5Au8; disk_len];
     std::fs::write(&disk, &old).unwrap();
 
-    // 1. A corrupted download (the digest bootherd recorded is the good
+    // 1. The image vanishes from bootherd after cmdline.txt was served:
+    // the download fails before a byte is written, the failure is reported
+    // and the old system stays whole.
+    place_image(&config, &good_xz, &digest);
+    let cmdline = installer::cmdline(&app, &config, &pi(&config)).unwrap();
+    std::fs::remove_file(images::raspi_image(&config)).unwrap();
+    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, &cmdline, "missing");
+    assert!(
+        serial.contains("BOOTHERD-PI-STANDIN: PANIC bootherd: the install failed"),
+        "{serial}"
+    );
+    let ev = events(&app, &config);
+    assert!(
+        ev.iter()
+            .any(|e| e.contains("[FAIL]") && e.contains("nothing was written")),
+        "the failure must be reported: {ev:#?}"
+    );
+    assert!(
+        std::fs::read(&disk).unwrap() == old,
+        "a download that wrote nothing must leave the disk as it was"
+    );
+
+    // 2. A corrupted download (the digest bootherd recorded is the good
     // one): the failure is reported, the partition table wiped, no reboot.
     let mut bad_xz = good_xz.clone();
     let mid = bad_xz.len() / 2;
@@ -587,7 +609,8 @@ fn installer_hook_writes_the_image_seeds_nocloud_and_wipes_a_corrupt_write() {
         *b ^= 0xFF;
     }
     place_image(&config, &bad_xz, &digest);
-    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, "corrupt");
+    let cmdline = installer::cmdline(&app, &config, &pi(&config)).unwrap();
+    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, &cmdline, "corrupt");
     assert!(
         serial.contains("BOOTHERD-PI-STANDIN: PANIC bootherd: the install failed"),
         "the hook must stop, not reboot:\n{serial}"
@@ -621,9 +644,9 @@ fn installer_hook_writes_the_image_seeds_nocloud_and_wipes_a_corrupt_write() {
         String::from_utf8_lossy(&table.stdout)
     );
 
-    // 2. The good image: written byte-exact, seeded, reported, rebooted.
+    // 3. The good image: written byte-exact, seeded, reported, rebooted.
     place_image(&config, &good_xz, &digest);
-    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, "good");
+    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, &cmdline, "good");
     assert!(serial.contains("bootherd: installed"), "{serial}");
     assert!(!serial.contains("PANIC"), "{serial}");
     assert_eq!(app.state_of(&config, mac).unwrap(), State::Installed);

@@ -170,7 +170,7 @@ progress_pid=$!
 } | tee "$work/hash" | {
 	xzcat
 	echo $? >"$work/xz.rc"
-} | dd of="$disk" bs=4M conv=notrunc 2>/dev/null
+} | dd of="$disk" bs=4M conv=notrunc 2>"$work/dd.log"
 write_rc=$?
 wait "$hash_pid"
 kill "$progress_pid" 2>/dev/null
@@ -179,6 +179,11 @@ sync
 got=$(cut -d' ' -f1 "$work/sha256" 2>/dev/null)
 fetch_rc=$(cat "$work/fetch.rc" 2>/dev/null || echo 1)
 xz_rc=$(cat "$work/xz.rc" 2>/dev/null || echo 1)
+# dd's "0+0 records out": nothing reached the disk (the download failed at
+# once), so the system on it is still whole and is left alone.
+if [ "$(sed -n 's/ records out$//p' "$work/dd.log")" = "0+0" ] && [ "$got" != "$sha256" ]; then
+	fail "nothing was written: the download of $url$image failed (exit $fetch_rc); the disk is unchanged"
+fi
 if [ "$got" != "$sha256" ]; then
 	wipe
 	fail "checksum mismatch: the image streamed has sha256 $got, bootherd expected $sha256 (download exit $fetch_rc); the partition table was wiped"
