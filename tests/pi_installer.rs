@@ -335,8 +335,9 @@ fn pi_seed_is_cloud_config_with_the_role_first_boot_and_passes_cloud_init_schema
         &common::http_only_config(
             port,
             &format!(
-                "{}[[machine]]\nmac = \"d8:3a:dd:00:00:05\"\nhostname = \"pi5cp\"\nrole = \"control-plane\"\nip = \"10.55.0.32\"\nplatform = \"rpi5\"\n",
-                machines(Some("/dev/mmcblk0"))
+                "{}[[machine]]\nmac = \"d8:3a:dd:00:00:05\"\nhostname = \"pi5cp\"\nrole = \"control-plane\"\nip = \"10.55.0.32\"\nplatform = \"rpi5\"\n\n{}",
+                machines(Some("/dev/mmcblk0")),
+                machine("52:54:00:12:34:56", "w1", "worker", "10.55.0.41")
             ),
         )
         .replace(
@@ -428,6 +429,47 @@ fn pi_seed_is_cloud_config_with_the_role_first_boot_and_passes_cloud_init_schema
     let user_data = seed::user_data(&bare_app, &bare, &pi(&bare)).unwrap();
     assert!(!user_data.contains("ssh_authorized_keys"));
     cloud_init_schema(&no_keys.path().join("user-data"), &user_data);
+
+    // The MAC stays a string for YAML 1.1 readers (cloud-init and netplan
+    // are Python), also the all-digit one in an x86 autoinstall user-data.
+    let (status, x86) = server.curl(&[&format!(
+        "{}/cloud-init/52-54-00-12-34-56/user-data",
+        server.http
+    )]);
+    assert_eq!(status, 200, "{x86}");
+    let (_, pi_net) = server.curl(&[&format!(
+        "{}/cloud-init/dc-a6-32-01-02-03/network-config",
+        server.http
+    )]);
+    for (text, path, want) in [
+        (
+            &x86,
+            "['autoinstall']['network']['ethernets']['provisioning']['match']['macaddress']",
+            "52:54:00:12:34:56",
+        ),
+        (
+            &pi_net,
+            "['ethernets']['provisioning']['match']['macaddress']",
+            "dc:a6:32:01:02:03",
+        ),
+    ] {
+        let mut py = Command::new("python3")
+            .args([
+                "-c",
+                &format!("import sys, yaml; print(repr(yaml.safe_load(sys.stdin){path}))"),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        py.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = py.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("'{want}'"),
+            "PyYAML must read the MAC as a string"
+        );
+    }
 
     // x86 keeps its autoinstall seed and has no network-config file.
     let (status, _) = server.curl(&[&format!(

@@ -13,7 +13,6 @@ use crate::firstboot::files::{installed_cloud_config, FirstbootUrls};
 use crate::firstboot::role_files;
 use anyhow::{bail, Context as _, Result};
 use serde_yaml::{Mapping, Value};
-use tera::Context;
 
 /// The Pi's cloud-config user-data, validated before it is returned
 /// (cloud-init runs nothing from broken YAML, silently).
@@ -64,32 +63,11 @@ pub fn user_data(app: &App, config: &Config, machine: &Machine) -> Result<String
     Ok(text)
 }
 
-/// The netplan v2 `network-config`: the machine's static address on the NIC
-/// with its MAC (the Pi's onboard Ethernet).
+/// The netplan v2 `network-config`: the machine's static address on the
+/// NIC with its MAC (the Pi's onboard Ethernet). The same document x86
+/// machines get under `autoinstall.network`.
 pub fn network_config(app: &App, config: &Config, machine: &Machine) -> Result<String> {
-    let mut ctx = Context::new();
-    ctx.insert("mac", &machine.mac.to_string());
-    ctx.insert(
-        "address",
-        &format!("{}/{}", machine.ip, config.dhcp.subnet.prefix_len()),
-    );
-    ctx.insert("gateway", &config.dhcp.gateway.map(|g| g.to_string()));
-    let dns: Vec<String> = config.dhcp.dns.iter().map(|d| d.to_string()).collect();
-    ctx.insert("dns", &dns);
-    let text = app.renderer.render("cloud-init/network-config", &ctx)?;
-    let doc: Value = serde_yaml::from_str(&text).with_context(|| {
-        format!(
-            "network-config rendered for {} is not valid YAML; fix the template",
-            machine.hostname
-        )
-    })?;
-    if doc.get("version").and_then(Value::as_u64) != Some(2) {
-        bail!(
-            "network-config rendered for {} has no `version: 2`; fix the template",
-            machine.hostname
-        );
-    }
-    Ok(text)
+    crate::firstboot::network::network_config(&app.renderer, config, machine)
 }
 
 /// The served text must be `#cloud-config` and parse back to what was built.
