@@ -691,6 +691,10 @@ fn installer_hook_writes_the_image_seeds_nocloud_and_wipes_a_corrupt_write() {
     let serial = boot_installer(&ns, work.path(), &app, &config, &disk, &cmdline, "good");
     assert!(serial.contains("bootherd: installed"), "{serial}");
     assert!(!serial.contains("PANIC"), "{serial}");
+    assert!(
+        serial.contains("reboot: Restarting system"),
+        "after success the Pi reboots into its disk:\n{serial}"
+    );
     assert_eq!(app.state_of(&config, mac).unwrap(), State::Installed);
     let ev = events(&app, &config);
     eprintln!("events: {ev:#?}");
