@@ -328,6 +328,23 @@ fn cmdline_carries_the_image_digest_and_the_install_token() {
 }
 
 #[test]
+fn a_pi_disk_that_is_not_one_kernel_word_is_refused_with_its_line() {
+    let text = common::http_only_config(1, &machines(Some("/dev/sda bootherd.url=http://evil")))
+        .replace("@DATA@", "/tmp/unused");
+    let findings = bootherd::config::parse(&text).unwrap_err();
+    let line = text.lines().position(|l| l.starts_with("disk = ")).unwrap() + 1;
+    assert!(
+        findings.iter().any(|f| f.line == line
+            && f.message.contains("not a plain device path")
+            && f.fix.contains("/dev/mmcblk0")),
+        "{findings:#?}"
+    );
+    // x86 disks are autoinstall match paths (globs allowed): not checked here.
+    let x86 = text.replace("platform = \"rpi4\"\n", "");
+    assert!(bootherd::config::parse(&x86).is_ok());
+}
+
+#[test]
 fn pi_seed_is_cloud_config_with_the_role_first_boot_and_passes_cloud_init_schema() {
     require(&["cloud-init"]);
     let port = common::free_port();
