@@ -42,11 +42,11 @@ api() {
 	echo "$url/api/v1/machines/$mac/$1?token=$token"
 }
 
-# POSTs $2 (JSON) to the API endpoint $1, retrying: a lost report would
-# leave bootherd thinking the install still runs.
+# POSTs $2 (JSON) to the API endpoint $1, trying $3 times (default 5): a
+# lost report would leave bootherd thinking the install still runs.
 post() {
 	tries=0
-	while [ "$tries" -lt 5 ]; do
+	while [ "$tries" -lt "${3:-5}" ]; do
 		if wget -q -O /dev/null --header "Content-Type: application/json" \
 			--post-data "$2" "$(api "$1")"; then
 			return 0
@@ -117,8 +117,13 @@ partition() {
 	esac
 }
 
+# The kernel learns the new partition table. Where neither tool exists,
+# udev does it: it re-reads a whole disk when a writer closes it.
 reread_partitions() {
 	blockdev --rereadpt "$disk" 2>/dev/null || partprobe "$disk" 2>/dev/null || true
+	if command -v udevadm >/dev/null 2>&1; then
+		udevadm settle --timeout=10 || true
+	fi
 }
 
 # Zeroes the first and the last MiB of the disk: the MBR, the GPT and its
@@ -184,13 +189,18 @@ xz_rc=$(cat "$work/xz.rc" 2>/dev/null || echo 1)
 if [ "$(sed -n 's/ records out$//p' "$work/dd.log")" = "0+0" ] && [ "$got" != "$sha256" ]; then
 	fail "nothing was written: the download of $url$image failed (exit $fetch_rc); the disk is unchanged"
 fi
-if [ "$got" != "$sha256" ]; then
+# From here on the disk holds (part of) the new system: any failure wipes
+# it, so the Pi never boots a half-written or unseeded system (an unseeded
+# Ubuntu image would come up with its default login on this network).
+abort() {
 	wipe
-	fail "checksum mismatch: the image streamed has sha256 $got, bootherd expected $sha256 (download exit $fetch_rc); the partition table was wiped"
+	fail "$*; the partition table was wiped"
+}
+if [ "$got" != "$sha256" ]; then
+	abort "checksum mismatch: the image streamed has sha256 $got, bootherd expected $sha256 (download exit $fetch_rc)"
 fi
 if [ "$fetch_rc" != 0 ] || [ "$xz_rc" != 0 ] || [ "$write_rc" != 0 ]; then
-	wipe
-	fail "writing the image failed (download exit $fetch_rc, xz exit $xz_rc, write exit $write_rc); the partition table was wiped"
+	abort "writing the image failed (download exit $fetch_rc, xz exit $xz_rc, write exit $write_rc)"
 fi
 event progress "" "image written and verified (sha256 $got)"
 
@@ -204,22 +214,27 @@ while [ ! -b "$boot_part" ] && [ "$waited" -lt 20 ]; do
 	waited=$((waited + 1))
 	reread_partitions
 done
-[ -b "$boot_part" ] || fail "$boot_part did not appear after writing the image"
+[ -b "$boot_part" ] || abort "$boot_part did not appear after writing the image"
 modprobe -q vfat 2>/dev/null || true
-mount -t vfat "$boot_part" "$mnt" || fail "cannot mount the system-boot partition $boot_part"
+mount -t vfat "$boot_part" "$mnt" || abort "cannot mount the system-boot partition $boot_part"
 for f in user-data meta-data network-config; do
 	if ! wget -q -O "$mnt/$f.tmp" "$url/cloud-init/$mac/$f"; then
-		rm -f "$mnt/$f.tmp"
 		umount "$mnt"
-		fail "cannot fetch the cloud-init $f from bootherd"
+		abort "cannot fetch the cloud-init $f from bootherd"
 	fi
-	mv "$mnt/$f.tmp" "$mnt/$f"
+	mv "$mnt/$f.tmp" "$mnt/$f" || {
+		umount "$mnt"
+		abort "cannot write $f onto $boot_part"
+	}
 done
 sync
-umount "$mnt" || fail "cannot unmount $boot_part"
+umount "$mnt" || abort "cannot unmount $boot_part"
 sync
 
 event finish SUCCESS "image written to $disk and cloud-init seeded"
-post installed "{}" || fail "the install finished but bootherd could not be told; not rebooting"
+# Told for a minute: if bootherd never hears it, the machine would stay
+# `installing` and its first boot could not report joining; wiping keeps
+# disk and state in agreement (the next netboot installs again).
+post installed "{}" 30 || abort "the install finished but bootherd could not be told"
 say "installed"
 exit 0
