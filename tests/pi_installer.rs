@@ -608,7 +608,7 @@ fn mcopy_out(disk: &Path, offset: usize, name: &str) -> Vec<u8> {
 }
 
 #[test]
-fn installer_hook_writes_the_image_seeds_nocloud_and_wipes_a_corrupt_write() {
+fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
     require(&[
         "qemu-system-x86_64",
         "busybox",
@@ -703,8 +703,42 @@ fn installer_hook_writes_the_image_seeds_nocloud_and_wipes_a_corrupt_write() {
         String::from_utf8_lossy(&table.stdout)
     );
 
-    // 3. The good image: written byte-exact, seeded, reported, rebooted.
+    // 3. The image is written but its seed cannot be had (an operator's
+    // template override renders a network-config bootherd refuses to
+    // serve): the written system is wiped, never left to boot unseeded.
     place_image(&config, &good_xz, &digest);
+    std::fs::write(&disk, &old).unwrap();
+    let overrides = server.data_dir.join("templates/cloud-init");
+    std::fs::create_dir_all(&overrides).unwrap();
+    std::fs::write(
+        overrides.join("network-config"),
+        "version: 1
+",
+    )
+    .unwrap();
+    server.cli(&["reload"]);
+    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, &cmdline, "unseeded");
+    assert!(
+        serial.contains("cannot fetch the cloud-init network-config"),
+        "{serial}"
+    );
+    let unseeded = std::fs::read(&disk).unwrap();
+    let n = image.raw.len();
+    assert!(
+        unseeded[image.boot.end..n] == image.raw[image.boot.end..n],
+        "the image was written before the seed step"
+    );
+    assert!(
+        unseeded[..MIB].iter().all(|&b| b == 0)
+            && unseeded[disk_len - MIB..].iter().all(|&b| b == 0),
+        "an unseeded system must be wiped"
+    );
+    assert_ne!(app.state_of(&config, mac).unwrap(), State::Installed);
+    std::fs::remove_file(overrides.join("network-config")).unwrap();
+    server.cli(&["reload"]);
+    let wiped = unseeded;
+
+    // 4. The good image: written byte-exact, seeded, reported, rebooted.
     let serial = boot_installer(&ns, work.path(), &app, &config, &disk, &cmdline, "good");
     assert!(serial.contains("bootherd: installed"), "{serial}");
     assert!(!serial.contains("PANIC"), "{serial}");
@@ -725,7 +759,6 @@ fn installer_hook_writes_the_image_seeds_nocloud_and_wipes_a_corrupt_write() {
     }
 
     let written = std::fs::read(&disk).unwrap();
-    let n = image.raw.len();
     assert!(
         written[..image.boot.start] == image.raw[..image.boot.start],
         "the MBR and the gap before system-boot differ from the image"
