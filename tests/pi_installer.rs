@@ -488,6 +488,31 @@ fn pi_seed_is_cloud_config_with_the_role_first_boot_and_passes_cloud_init_schema
         );
     }
 
+    // /assets/ubuntu-24.04-raspi/ serves the image and nothing else there.
+    let (status, body) = server.curl(&[&format!(
+        "{}/assets/ubuntu-24.04-raspi/preinstalled-server.img.xz",
+        server.http
+    )]);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("is missing"), "{body}");
+    place_image(&config, b"xz bytes", &sha256(b"xz bytes"));
+    let (status, body) = server.curl(&[&format!(
+        "{}/assets/ubuntu-24.04-raspi/preinstalled-server.img.xz",
+        server.http
+    )]);
+    assert_eq!((status, body.as_str()), (200, "xz bytes"));
+    for other in [
+        "preinstalled-server.img.xz.sha256",
+        "boot.sha256",
+        "vmlinuz",
+    ] {
+        let (status, _) = server.curl(&[&format!(
+            "{}/assets/ubuntu-24.04-raspi/{other}",
+            server.http
+        )]);
+        assert_eq!(status, 404, "{other}");
+    }
+
     // x86 keeps its autoinstall seed and has no network-config file.
     let (status, _) = server.curl(&[&format!(
         "{}/cloud-init/52-54-00-aa-00-01/network-config",
