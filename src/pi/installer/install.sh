@@ -81,17 +81,30 @@ for v in url mac token image sha256 size; do
 	[ -n "$val" ] || fail "the kernel command line has no bootherd.$v="
 done
 
-# The first of NVMe, USB, SD that appears: USB disks enumerate a few seconds
-# after the initramfs starts, so look for a while before giving up.
+# The first of NVMe, USB, SD. USB disks enumerate seconds after the SD card,
+# so an SD card alone is taken only once USB had 10 s to show up.
 pick_disk() {
 	waited=0
 	while [ "$waited" -lt 30 ]; do
+		found=""
 		for d in /dev/nvme0n1 /dev/sda /dev/mmcblk0; do
 			if [ -b "$d" ]; then
-				echo "$d"
-				return 0
+				found=$d
+				break
 			fi
 		done
+		case "$found" in
+			/dev/nvme0n1 | /dev/sda)
+				echo "$found"
+				return 0
+				;;
+			/dev/mmcblk0)
+				if [ "$waited" -ge 10 ]; then
+					echo "$found"
+					return 0
+				fi
+				;;
+		esac
 		sleep 1
 		waited=$((waited + 1))
 	done
