@@ -545,6 +545,7 @@ fn boot_installer(
     app: &App,
     config: &Config,
     disk: &Path,
+    disk_if: &str,
     cmdline: &str,
     tag: &str,
 ) -> String {
@@ -556,9 +557,14 @@ fn boot_installer(
             Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/make-initramfs.sh"))
                 .arg(&base)
                 .arg(&init)
-                // NVMe (the Pi 5's disk; the first the hook looks for) in
-                // dependency order, then FAT for system-boot.
+                // NVMe (the Pi 5's disk; the first the hook looks for) and
+                // SD (the Pi 4's) in dependency order, then FAT for system-boot.
                 .args([
+                    "mmc_core",
+                    "cqhci",
+                    "sdhci",
+                    "sdhci-pci",
+                    "mmc_block",
                     "crct10dif_common",
                     "crc-t10dif",
                     "crc64",
@@ -597,7 +603,7 @@ fn boot_installer(
         .args(["--append", &format!("{} console=ttyS0", cmdline.trim())])
         .arg("--disk")
         .arg(disk)
-        .args(["--disk-if", "nvme"])
+        .args(["--disk-if", disk_if])
         .output()
         .unwrap();
     let serial = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
@@ -669,7 +675,16 @@ fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
     place_image(&config, &good_xz, &digest);
     let cmdline = installer::cmdline(&app, &config, &pi(&config)).unwrap();
     std::fs::remove_file(images::raspi_image(&config)).unwrap();
-    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, &cmdline, "missing");
+    let serial = boot_installer(
+        &ns,
+        work.path(),
+        &app,
+        &config,
+        &disk,
+        "nvme",
+        &cmdline,
+        "missing",
+    );
     assert!(
         serial.contains("BOOTHERD-PI-STANDIN: PANIC bootherd: the install failed"),
         "{serial}"
@@ -694,7 +709,16 @@ fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
     }
     place_image(&config, &bad_xz, &digest);
     let cmdline = installer::cmdline(&app, &config, &pi(&config)).unwrap();
-    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, &cmdline, "corrupt");
+    let serial = boot_installer(
+        &ns,
+        work.path(),
+        &app,
+        &config,
+        &disk,
+        "nvme",
+        &cmdline,
+        "corrupt",
+    );
     assert!(
         serial.contains("BOOTHERD-PI-STANDIN: PANIC bootherd: the install failed"),
         "the hook must stop, not reboot:\n{serial}"
@@ -742,7 +766,16 @@ fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
     )
     .unwrap();
     server.cli(&["reload"]);
-    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, &cmdline, "unseeded");
+    let serial = boot_installer(
+        &ns,
+        work.path(),
+        &app,
+        &config,
+        &disk,
+        "nvme",
+        &cmdline,
+        "unseeded",
+    );
     assert!(
         serial.contains("cannot fetch the cloud-init network-config"),
         "{serial}"
@@ -764,26 +797,73 @@ fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
     let wiped = unseeded;
 
     // 4. The good image: written byte-exact, seeded, reported, rebooted.
-    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, &cmdline, "good");
+    let serial = boot_installer(
+        &ns,
+        work.path(),
+        &app,
+        &config,
+        &disk,
+        "nvme",
+        &cmdline,
+        "good",
+    );
+    assert_installed(
+        &app,
+        &config,
+        &image,
+        &disk,
+        "/dev/nvme0n1",
+        &wiped,
+        &serial,
+    );
+    let n = image.raw.len();
+    assert!(
+        std::fs::read(&disk).unwrap()[n..disk_len - MIB]
+            .iter()
+            .all(|&b| b == 0x5A),
+        "the old system's bytes past the image are untouched"
+    );
+}
+
+/// Everything a successful install leaves behind: the reboot, the state and
+/// events in bootherd, the disk byte-identical to the image outside
+/// `system-boot` (and untouched past it), and the seed on `system-boot`.
+fn assert_installed(
+    app: &App,
+    config: &Config,
+    image: &PiImage,
+    disk: &Path,
+    disk_name: &str,
+    before: &[u8],
+    serial: &str,
+) {
+    let mac = pi(config).mac;
+    let n = image.raw.len();
     assert!(serial.contains("bootherd: installed"), "{serial}");
     assert!(!serial.contains("PANIC"), "{serial}");
     assert!(
         serial.contains("reboot: Restarting system"),
         "after success the Pi reboots into its disk:\n{serial}"
     );
-    assert_eq!(app.state_of(&config, mac).unwrap(), State::Installed);
-    let ev = events(&app, &config);
+    assert_eq!(app.state_of(config, mac).unwrap(), State::Installed);
+    let ev = events(app, config);
     eprintln!("events: {ev:#?}");
+    let start = format!(
+        "start bootherd/pi-installer [writing /assets/ubuntu-24.04-raspi/preinstalled-server.img.xz to {disk_name}]"
+    );
     for want in [
-        "start bootherd/pi-installer [writing /assets/ubuntu-24.04-raspi/preinstalled-server.img.xz to /dev/nvme0n1]",
+        start.as_str(),
         "image written and verified (sha256",
         "finish bootherd/pi-installer [SUCCESS]",
         "install-finished",
     ] {
-        assert!(ev.iter().any(|e| e.contains(want)), "no event {want}: {ev:#?}");
+        assert!(
+            ev.iter().any(|e| e.contains(want)),
+            "no event {want}: {ev:#?}"
+        );
     }
 
-    let written = std::fs::read(&disk).unwrap();
+    let written = std::fs::read(disk).unwrap();
     assert!(
         written[..image.boot.start] == image.raw[..image.boot.start],
         "the MBR and the gap before system-boot differ from the image"
@@ -793,31 +873,24 @@ fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
         "the writable partition differs from the image"
     );
     assert!(
-        written[n..] == wiped[n..],
+        written[n..] == before[n..],
         "the disk past the image must be left as it was"
-    );
-    assert!(
-        written[n..disk_len - MIB].iter().all(|&b| b == 0x5A),
-        "the old system's bytes past the image are untouched"
     );
 
     // The seed on system-boot is what bootherd serves this install, and the
     // image's own boot files are intact.
-    let machine = pi(&config);
+    let machine = pi(config);
     let off = image.boot.start;
     assert_eq!(
-        String::from_utf8(mcopy_out(&disk, off, "user-data")).unwrap(),
-        seed::user_data(&app, &config, &machine).unwrap()
+        String::from_utf8(mcopy_out(disk, off, "user-data")).unwrap(),
+        seed::user_data(app, config, &machine).unwrap()
     );
     assert_eq!(
-        String::from_utf8(mcopy_out(&disk, off, "network-config")).unwrap(),
-        seed::network_config(&app, &config, &machine).unwrap()
+        String::from_utf8(mcopy_out(disk, off, "network-config")).unwrap(),
+        seed::network_config(app, config, &machine).unwrap()
     );
-    let meta = String::from_utf8(mcopy_out(&disk, off, "meta-data")).unwrap();
-    assert_eq!(
-        meta,
-        bootherd::artifacts::meta_data(&app, &machine).unwrap()
-    );
+    let meta = String::from_utf8(mcopy_out(disk, off, "meta-data")).unwrap();
+    assert_eq!(meta, bootherd::artifacts::meta_data(app, &machine).unwrap());
     let token = app.store.install_token(mac).unwrap();
     assert!(
         meta.contains(&format!("instance-id: bootherd-pi1-{}", &token[..12])),
@@ -825,7 +898,49 @@ fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
     );
     for (name, data) in &image.boot_files {
         if name != "user-data" {
-            assert_eq!(&mcopy_out(&disk, off, name), data, "{name} changed");
+            assert_eq!(&mcopy_out(disk, off, name), data, "{name} changed");
         }
     }
+}
+
+#[test]
+fn installer_hook_installs_onto_an_sd_card_when_it_is_the_only_disk() {
+    require(&[
+        "qemu-system-x86_64",
+        "busybox",
+        "cpio",
+        "mkfs.vfat",
+        "mkfs.ext4",
+        "mcopy",
+        "sfdisk",
+        "xz",
+        "timeout",
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    let image = make_image(work.path());
+    let xz = std::fs::read(&image.xz).unwrap();
+
+    let ns = Netns::new("pisd");
+    sh(Command::new(lab_script()).args(["net-up", &ns.name, SERVER_CIDR, "bh0"]));
+    let server = Server::start(&ns, &lan_config(&machines(None)));
+    let (app, config) = app_for(&server);
+    place_image(&config, &xz, &sha256(&xz));
+
+    // A Pi 4 with only its SD card: no `disk` configured, the hook waits
+    // for USB a while, then takes the card (partition 1 is mmcblk0p1).
+    let disk = work.path().join("sd.img");
+    let before = vec![0u8; 128 * MIB];
+    assert!(before.len() > image.raw.len());
+    std::fs::write(&disk, &before).unwrap();
+    let cmdline = installer::cmdline(&app, &config, &pi(&config)).unwrap();
+    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, "sd", &cmdline, "sd");
+    assert_installed(
+        &app,
+        &config,
+        &image,
+        &disk,
+        "/dev/mmcblk0",
+        &before,
+        &serial,
+    );
 }

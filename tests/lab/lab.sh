@@ -10,7 +10,7 @@
 #   lab.sh local-disk IMG              a 1 MiB disk whose boot sector prints
 #                                      "BOOTHERD-LOCALDISK: …" and powers the VM off
 #   lab.sh boot NS --mac MAC --log FILE [--firmware bios|uefi] [--timeout SECS]
-#                  [--disk IMG [--disk-if ide|virtio|nvme]] [--until REGEX]
+#                  [--disk IMG [--disk-if ide|virtio|nvme|sd]] [--until REGEX]
 #                  [--kernel K --initrd I --append ARGS]
 #       runs one VM inside NS on tap0, serial console to FILE, until it powers
 #       off, a serial line matches REGEX (grep -E; the VM is then stopped), or
@@ -129,11 +129,18 @@ cmd_boot() {
         *) die "boot: --firmware must be bios or uefi" ;;
     esac
     if [[ -n "$disk" ]]; then
-        if [[ "$disk_if" == nvme ]]; then
-            args+=(-drive "file=$disk,format=raw,if=none,id=disk0" -device "nvme,serial=bootherd0,drive=disk0")
-        else
-            args+=(-drive "file=$disk,format=raw,if=$disk_if")
-        fi
+        case "$disk_if" in
+            nvme)
+                args+=(-drive "file=$disk,format=raw,if=none,id=disk0"
+                    -device "nvme,serial=bootherd0,drive=disk0")
+                ;;
+            sd)
+                # An SD card behind a PCI SDHCI controller (its size must be a power of 2).
+                args+=(-device sdhci-pci -drive "file=$disk,format=raw,if=none,id=disk0"
+                    -device "sd-card,drive=disk0")
+                ;;
+            *) args+=(-drive "file=$disk,format=raw,if=$disk_if") ;;
+        esac
     fi
     if [[ -n "$kernel" ]]; then
         args+=(-kernel "$kernel" -initrd "$initrd" -append "$append")
