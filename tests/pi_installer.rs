@@ -537,18 +537,55 @@ fn cloud_init_schema(file: &Path, user_data: &str) {
     );
 }
 
-/// Boots the stand-in with `cmdline` (bootherd's `cmdline.txt`) and
-/// bootherd's initrd appendix; returns the serial console.
-fn boot_installer(
-    ns: &Netns,
-    work: &Path,
-    app: &App,
-    config: &Config,
-    disk: &Path,
-    disk_if: &str,
-    cmdline: &str,
-    tag: &str,
-) -> String {
+/// A provisioning network in a namespace (bridge `bh0`, `tap0` for the VM)
+/// with `bootherd serve` on it, and the test's view of its config and store.
+struct Lab {
+    // Field order is drop order: stop bootherd, delete the namespace (and
+    // anything left in it), then the files.
+    server: Server,
+    ns: Netns,
+    app: App,
+    config: Config,
+    work: tempfile::TempDir,
+}
+
+impl Lab {
+    fn start(tag: &str) -> Lab {
+        require(&[
+            "qemu-system-x86_64",
+            "busybox",
+            "cpio",
+            "mkfs.vfat",
+            "mkfs.ext4",
+            "mcopy",
+            "sfdisk",
+            "xz",
+            "timeout",
+        ]);
+        let work = tempfile::tempdir().unwrap();
+        let ns = Netns::new(tag);
+        sh(Command::new(lab_script()).args(["net-up", &ns.name, SERVER_CIDR, "bh0"]));
+        let server = Server::start(&ns, &lan_config(&machines(None)));
+        let (app, config) = app_for(&server);
+        Lab {
+            server,
+            ns,
+            app,
+            config,
+            work,
+        }
+    }
+
+    /// Boots the stand-in with `cmdline` (bootherd's `cmdline.txt`) and
+    /// bootherd's initrd appendix, `disk` attached as `disk_if`; returns
+    /// the serial console.
+    fn boot(&self, disk: &Path, disk_if: &str, cmdline: &str, tag: &str) -> String {
+        boot_installer(self, disk, disk_if, cmdline, tag)
+    }
+}
+
+fn boot_installer(lab: &Lab, disk: &Path, disk_if: &str, cmdline: &str, tag: &str) -> String {
+    let (ns, work, app, config) = (&lab.ns, lab.work.path(), &lab.app, &lab.config);
     let machine = pi(config);
     let base = work.join("standin-initrd.cpio.gz");
     if !base.exists() {
@@ -640,27 +677,12 @@ fn mcopy_out(disk: &Path, offset: usize, name: &str) -> Vec<u8> {
 
 #[test]
 fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
-    require(&[
-        "qemu-system-x86_64",
-        "busybox",
-        "cpio",
-        "mkfs.vfat",
-        "mkfs.ext4",
-        "mcopy",
-        "sfdisk",
-        "xz",
-        "timeout",
-    ]);
-    let work = tempfile::tempdir().unwrap();
+    let lab = Lab::start("pii");
+    let (app, config, server, work) = (&lab.app, &lab.config, &lab.server, &lab.work);
     let image = make_image(work.path());
     let good_xz = std::fs::read(&image.xz).unwrap();
     let digest = sha256(&good_xz);
-
-    let ns = Netns::new("pii");
-    sh(Command::new(lab_script()).args(["net-up", &ns.name, SERVER_CIDR, "bh0"]));
-    let server = Server::start(&ns, &lan_config(&machines(None)));
-    let (app, config) = app_for(&server);
-    let mac = pi(&config).mac;
+    let mac = pi(config).mac;
 
     // The Pi's disk holds an older system: a pattern where the image will go
     // and beyond it, so both overwriting and wiping are visible.
@@ -672,24 +694,15 @@ fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
     // 1. The image vanishes from bootherd after cmdline.txt was served:
     // the download fails before a byte is written, the failure is reported
     // and the old system stays whole.
-    place_image(&config, &good_xz, &digest);
-    let cmdline = installer::cmdline(&app, &config, &pi(&config)).unwrap();
-    std::fs::remove_file(images::raspi_image(&config)).unwrap();
-    let serial = boot_installer(
-        &ns,
-        work.path(),
-        &app,
-        &config,
-        &disk,
-        "nvme",
-        &cmdline,
-        "missing",
-    );
+    place_image(config, &good_xz, &digest);
+    let cmdline = installer::cmdline(app, config, &pi(config)).unwrap();
+    std::fs::remove_file(images::raspi_image(config)).unwrap();
+    let serial = lab.boot(&disk, "nvme", &cmdline, "missing");
     assert!(
         serial.contains("BOOTHERD-PI-STANDIN: PANIC bootherd: the install failed"),
         "{serial}"
     );
-    let ev = events(&app, &config);
+    let ev = events(app, config);
     assert!(
         ev.iter()
             .any(|e| e.contains("[FAIL]") && e.contains("nothing was written")),
@@ -707,31 +720,22 @@ fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
     for b in &mut bad_xz[mid..mid + 64] {
         *b ^= 0xFF;
     }
-    place_image(&config, &bad_xz, &digest);
-    let cmdline = installer::cmdline(&app, &config, &pi(&config)).unwrap();
-    let serial = boot_installer(
-        &ns,
-        work.path(),
-        &app,
-        &config,
-        &disk,
-        "nvme",
-        &cmdline,
-        "corrupt",
-    );
+    place_image(config, &bad_xz, &digest);
+    let cmdline = installer::cmdline(app, config, &pi(config)).unwrap();
+    let serial = lab.boot(&disk, "nvme", &cmdline, "corrupt");
     assert!(
         serial.contains("BOOTHERD-PI-STANDIN: PANIC bootherd: the install failed"),
         "the hook must stop, not reboot:\n{serial}"
     );
     assert!(serial.contains("checksum mismatch"), "{serial}");
-    let ev = events(&app, &config);
+    let ev = events(app, config);
     assert!(
         ev.iter()
             .any(|e| e.contains("finish bootherd/pi-installer [FAIL]")
                 && e.contains("checksum mismatch")),
         "the failure must be reported: {ev:#?}"
     );
-    assert_ne!(app.state_of(&config, mac).unwrap(), State::Installed);
+    assert_ne!(app.state_of(config, mac).unwrap(), State::Installed);
     let wiped = std::fs::read(&disk).unwrap();
     assert!(
         wiped[..MIB].iter().all(|&b| b == 0),
@@ -755,7 +759,7 @@ fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
     // 3. The image is written but its seed cannot be had (an operator's
     // template override renders a network-config bootherd refuses to
     // serve): the written system is wiped, never left to boot unseeded.
-    place_image(&config, &good_xz, &digest);
+    place_image(config, &good_xz, &digest);
     std::fs::write(&disk, &old).unwrap();
     let overrides = server.data_dir.join("templates/cloud-init");
     std::fs::create_dir_all(&overrides).unwrap();
@@ -766,16 +770,7 @@ fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
     )
     .unwrap();
     server.cli(&["reload"]);
-    let serial = boot_installer(
-        &ns,
-        work.path(),
-        &app,
-        &config,
-        &disk,
-        "nvme",
-        &cmdline,
-        "unseeded",
-    );
+    let serial = lab.boot(&disk, "nvme", &cmdline, "unseeded");
     assert!(
         serial.contains("cannot fetch the cloud-init network-config"),
         "{serial}"
@@ -791,31 +786,14 @@ fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
             && unseeded[disk_len - MIB..].iter().all(|&b| b == 0),
         "an unseeded system must be wiped"
     );
-    assert_ne!(app.state_of(&config, mac).unwrap(), State::Installed);
+    assert_ne!(app.state_of(config, mac).unwrap(), State::Installed);
     std::fs::remove_file(overrides.join("network-config")).unwrap();
     server.cli(&["reload"]);
     let wiped = unseeded;
 
     // 4. The good image: written byte-exact, seeded, reported, rebooted.
-    let serial = boot_installer(
-        &ns,
-        work.path(),
-        &app,
-        &config,
-        &disk,
-        "nvme",
-        &cmdline,
-        "good",
-    );
-    assert_installed(
-        &app,
-        &config,
-        &image,
-        &disk,
-        "/dev/nvme0n1",
-        &wiped,
-        &serial,
-    );
+    let serial = lab.boot(&disk, "nvme", &cmdline, "good");
+    assert_installed(app, config, &image, &disk, "/dev/nvme0n1", &wiped, &serial);
     let n = image.raw.len();
     assert!(
         std::fs::read(&disk).unwrap()[n..disk_len - MIB]
@@ -905,42 +883,19 @@ fn assert_installed(
 
 #[test]
 fn installer_hook_installs_onto_an_sd_card_when_it_is_the_only_disk() {
-    require(&[
-        "qemu-system-x86_64",
-        "busybox",
-        "cpio",
-        "mkfs.vfat",
-        "mkfs.ext4",
-        "mcopy",
-        "sfdisk",
-        "xz",
-        "timeout",
-    ]);
-    let work = tempfile::tempdir().unwrap();
-    let image = make_image(work.path());
+    let lab = Lab::start("pisd");
+    let (app, config) = (&lab.app, &lab.config);
+    let image = make_image(lab.work.path());
     let xz = std::fs::read(&image.xz).unwrap();
-
-    let ns = Netns::new("pisd");
-    sh(Command::new(lab_script()).args(["net-up", &ns.name, SERVER_CIDR, "bh0"]));
-    let server = Server::start(&ns, &lan_config(&machines(None)));
-    let (app, config) = app_for(&server);
-    place_image(&config, &xz, &sha256(&xz));
+    place_image(config, &xz, &sha256(&xz));
 
     // A Pi 4 with only its SD card: no `disk` configured, the hook waits
     // for USB a while, then takes the card (partition 1 is mmcblk0p1).
-    let disk = work.path().join("sd.img");
+    let disk = lab.work.path().join("sd.img");
     let before = vec![0u8; 128 * MIB];
     assert!(before.len() > image.raw.len());
     std::fs::write(&disk, &before).unwrap();
-    let cmdline = installer::cmdline(&app, &config, &pi(&config)).unwrap();
-    let serial = boot_installer(&ns, work.path(), &app, &config, &disk, "sd", &cmdline, "sd");
-    assert_installed(
-        &app,
-        &config,
-        &image,
-        &disk,
-        "/dev/mmcblk0",
-        &before,
-        &serial,
-    );
+    let cmdline = installer::cmdline(app, config, &pi(config)).unwrap();
+    let serial = lab.boot(&disk, "sd", &cmdline, "sd");
+    assert_installed(app, config, &image, &disk, "/dev/mmcblk0", &before, &serial);
 }
