@@ -580,81 +580,78 @@ impl Lab {
     /// bootherd's initrd appendix, `disk` attached as `disk_if`; returns
     /// the serial console.
     fn boot(&self, disk: &Path, disk_if: &str, cmdline: &str, tag: &str) -> String {
-        boot_installer(self, disk, disk_if, cmdline, tag)
-    }
-}
-
-fn boot_installer(lab: &Lab, disk: &Path, disk_if: &str, cmdline: &str, tag: &str) -> String {
-    let (ns, work, app, config) = (&lab.ns, lab.work.path(), &lab.app, &lab.config);
-    let machine = pi(config);
-    let base = work.join("standin-initrd.cpio.gz");
-    if !base.exists() {
-        let init = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/pi-standin-init.sh");
-        sh(
-            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/make-initramfs.sh"))
-                .arg(&base)
-                .arg(&init)
-                // NVMe (the Pi 5's disk; the first the hook looks for) and
-                // SD (the Pi 4's) in dependency order, then FAT for system-boot.
-                .args([
-                    "mmc_core",
-                    "cqhci",
-                    "sdhci",
-                    "sdhci-pci",
-                    "mmc_block",
-                    "crct10dif_common",
-                    "crc-t10dif",
-                    "crc64",
-                    "crc64-rocksoft",
-                    "t10-pi",
-                    "nvme-core",
-                    "nvme",
-                    "fat",
-                    "vfat",
-                    "nls_cp437",
-                    "nls_ascii",
-                    "nls_utf8",
-                ]),
+        let (ns, work, app, config) = (&self.ns, self.work.path(), &self.app, &self.config);
+        let machine = pi(config);
+        let base = work.join("standin-initrd.cpio.gz");
+        if !base.exists() {
+            let init = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/pi-standin-init.sh");
+            sh(Command::new(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/make-initramfs.sh"),
+            )
+            .arg(&base)
+            .arg(&init)
+            // NVMe (the Pi 5's disk; the first the hook looks for) and
+            // SD (the Pi 4's) in dependency order, then FAT for system-boot.
+            .args([
+                "mmc_core",
+                "cqhci",
+                "sdhci",
+                "sdhci-pci",
+                "mmc_block",
+                "crct10dif_common",
+                "crc-t10dif",
+                "crc64",
+                "crc64-rocksoft",
+                "t10-pi",
+                "nvme-core",
+                "nvme",
+                "fat",
+                "vfat",
+                "nls_cp437",
+                "nls_ascii",
+                "nls_utf8",
+            ]));
+        }
+        // Ubuntu's initrd is compressed; the appendix follows it uncompressed
+        // (after the padding the kernel needs), as the TFTP server serves the two.
+        let initrd = installer::concatenate(
+            &std::fs::read(&base).unwrap(),
+            &installer::initrd_appendix(app, config, &machine).unwrap(),
         );
-    }
-    // Ubuntu's initrd is compressed; the appendix follows it uncompressed
-    // (after the padding the kernel needs), as the TFTP server serves the two.
-    let initrd = installer::concatenate(
-        &std::fs::read(&base).unwrap(),
-        &installer::initrd_appendix(app, config, &machine).unwrap(),
-    );
-    let initrd_path = work.join(format!("{tag}.initrd"));
-    std::fs::write(&initrd_path, initrd).unwrap();
-    let kernel = String::from_utf8(sh(Command::new(lab_script()).arg("kernel")).stdout).unwrap();
+        let initrd_path = work.join(format!("{tag}.initrd"));
+        std::fs::write(&initrd_path, initrd).unwrap();
+        let kernel =
+            String::from_utf8(sh(Command::new(lab_script()).arg("kernel")).stdout).unwrap();
 
-    let log = work.join(format!("{tag}.serial.log"));
-    let started = Instant::now();
-    let out = Command::new(lab_script())
-        .args(["boot", &ns.name, "--mac", PI_MAC, "--log"])
-        .arg(&log)
-        .args(["--timeout", &VM_TIMEOUT_SECS.to_string()])
-        .args(["--kernel", kernel.trim()])
-        .arg("--initrd")
-        .arg(&initrd_path)
-        // console=ttyS0 last: the x86 VM's serial port is the console.
-        .args(["--append", &format!("{} console=ttyS0", cmdline.trim())])
-        .arg("--disk")
-        .arg(disk)
-        .args(["--disk-if", disk_if])
-        .output()
-        .unwrap();
-    let serial = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
-    eprintln!(
-        "{tag}: the installer VM ran {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(
-        out.status.success(),
-        "{tag}: the VM did not finish by itself ({}): {}\n--- serial ---\n{serial}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serial
+        let log = work.join(format!("{tag}.serial.log"));
+        let started = Instant::now();
+        let out = Command::new(lab_script())
+            .args(["boot", &ns.name, "--mac", PI_MAC, "--log"])
+            .arg(&log)
+            .args(["--timeout", &VM_TIMEOUT_SECS.to_string()])
+            .args(["--kernel", kernel.trim()])
+            .arg("--initrd")
+            .arg(&initrd_path)
+            // console=ttyS0 last: the x86 VM's serial port is the console.
+            .args(["--append", &format!("{} console=ttyS0", cmdline.trim())])
+            .arg("--disk")
+            .arg(disk)
+            .args(["--disk-if", disk_if])
+            .output()
+            .unwrap();
+        let serial = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+        eprintln!(
+            "{tag}: the installer VM ran {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        assert!(
+            out.status.success(),
+            "{tag}: the VM did not finish by itself ({}): {}\n--- serial ---\n{serial}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serial
+    }
 }
 
 fn events(app: &App, config: &Config) -> Vec<String> {
