@@ -59,10 +59,6 @@ fn lab_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh")
 }
 
-fn run(cmd: &mut Command) {
-    sh(cmd.stdout(Stdio::null()));
-}
-
 /// Deterministic bytes that xz cannot shrink much, so the stream takes a while.
 fn noise(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761).max(1);
@@ -76,8 +72,9 @@ fn noise(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-/// A raspi-like preinstalled image: an MBR with a FAT32 `system-boot` at
-/// 1 MiB (boot files) and an ext4 `writable` after it (a root file system).
+/// The test's Pi image (`common::raspi_image`): boot files in `system-boot`
+/// (with the image's own `user-data`, which the seed replaces) and an ext4
+/// `writable` with a root file system.
 struct PiImage {
     xz: PathBuf,
     raw: Vec<u8>,
@@ -90,6 +87,7 @@ fn make_image(dir: &Path) -> PiImage {
         ("vmlinuz", noise(3 * MIB, 1)),
         ("initrd.img", noise(2 * MIB, 2)),
         ("bcm2711-rpi-4-b.dtb", noise(50_000, 3)),
+        ("overlays/vc4-kms-v3d.dtbo", noise(4_000, 5)),
         (
             "config.txt",
             b"[all]\nkernel=vmlinuz\ninitramfs initrd.img followkernel\n".to_vec(),
@@ -102,68 +100,20 @@ fn make_image(dir: &Path) -> PiImage {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let src = dir.join("boot-src");
-    std::fs::create_dir_all(&src).unwrap();
-    let fat = dir.join("boot.fat");
-    run(Command::new("mkfs.vfat")
-        .args(["-F", "32", "-n", "system-boot", "-C"])
-        .arg(&fat)
-        .arg("65536"));
-    for (name, data) in &boot_files {
-        std::fs::write(src.join(name), data).unwrap();
-        run(Command::new("mcopy")
-            .arg("-i")
-            .arg(&fat)
-            .arg(src.join(name))
-            .arg(format!("::{name}")));
-    }
-    let root_src = dir.join("root-src");
-    std::fs::create_dir_all(root_src.join("etc/cloud/cloud.cfg.d")).unwrap();
+    let root = dir.join("root-src");
+    std::fs::create_dir_all(root.join("etc/cloud/cloud.cfg.d")).unwrap();
     std::fs::write(
-        root_src.join("etc/cloud/cloud.cfg.d/99-fake_cloud.cfg"),
+        root.join("etc/cloud/cloud.cfg.d/99-fake_cloud.cfg"),
         "datasource_list: [NoCloud, None]\ndatasource:\n  NoCloud:\n    fs_label: system-boot\n",
     )
     .unwrap();
-    std::fs::write(root_src.join("etc/hostname"), "ubuntu\n").unwrap();
-    std::fs::write(root_src.join("payload.bin"), noise(3 * MIB, 4)).unwrap();
-    let root = dir.join("root.ext4");
-    run(Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", "writable", "-E", "root_owner=0:0", "-d"])
-        .arg(&root_src)
-        .arg(&root)
-        .arg("16M"));
-
-    let fat_bytes = std::fs::read(&fat).unwrap();
-    let root_bytes = std::fs::read(&root).unwrap();
-    let mut raw = vec![0u8; MIB];
-    let boot = raw.len()..raw.len() + fat_bytes.len();
-    raw.extend_from_slice(&fat_bytes);
-    raw.extend_from_slice(&root_bytes);
-    let img = dir.join("image.img");
-    std::fs::write(&img, &raw).unwrap();
-    let mut sfdisk = Command::new("sfdisk");
-    sfdisk
-        .args(["--no-reread", "--no-tell-kernel"])
-        .arg(&img)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = sfdisk.spawn().unwrap();
-    write!(
-        child.stdin.take().unwrap(),
-        "label: dos\nstart=2048, size={}, type=c, bootable\nstart={}, size={}, type=83\n",
-        fat_bytes.len() / 512,
-        2048 + fat_bytes.len() / 512,
-        root_bytes.len() / 512
-    )
-    .unwrap();
-    assert!(child.wait().unwrap().success(), "sfdisk failed");
-    let raw = std::fs::read(&img).unwrap();
-    run(Command::new("xz").args(["-0", "-T1", "-f"]).arg(&img));
+    std::fs::write(root.join("etc/hostname"), "ubuntu\n").unwrap();
+    std::fs::write(root.join("payload.bin"), noise(3 * MIB, 4)).unwrap();
+    let image = common::raspi_image(dir, &boot_files, Some(&root));
     PiImage {
-        xz: dir.join("image.img.xz"),
-        raw,
-        boot,
+        xz: image.xz,
+        raw: image.raw,
+        boot: image.boot,
         boot_files,
     }
 }
