@@ -8,9 +8,9 @@
 //! busybox initrd with an initramfs-tools-like /init
 //! (`tests/lab/pi-standin-init.sh`) for Ubuntu's initrd; bootherd's archive
 //! is appended to that initrd as it is to Ubuntu's, so the kernel unpacks the
-//! concatenation and the hook runs from it unchanged. The disk is an NVMe
-//! disk backed by a file, and no `disk` is configured: the hook picks it as
-//! the first of NVMe, USB, SD. Why a VM and not a loop device on the host: the
+//! concatenation and the hook runs from it unchanged. The disk is a file
+//! behind an NVMe controller (the configured `disk`) or an SD card (no
+//! `disk`: the hook's default, the first of NVMe, USB, SD). Why a VM and not a loop device on the host: the
 //! hook mounts the image's FAT `system-boot`, and the kernels CI runs on may
 //! have no vfat (this one has no modules at all); the VM's kernel brings its own.
 //!
@@ -500,7 +500,8 @@ struct Lab {
 }
 
 impl Lab {
-    fn start(tag: &str) -> Lab {
+    /// `disk`: the Pi's configured `disk`, or None for the hook's default.
+    fn start(tag: &str, disk: Option<&str>) -> Lab {
         require(&[
             "qemu-system-x86_64",
             "busybox",
@@ -515,7 +516,7 @@ impl Lab {
         let work = tempfile::tempdir().unwrap();
         let ns = Netns::new(tag);
         sh(Command::new(lab_script()).args(["net-up", &ns.name, SERVER_CIDR, "bh0"]));
-        let server = Server::start(&ns, &lan_config(&machines(None)));
+        let server = Server::start(&ns, &lan_config(&machines(disk)));
         let (app, config) = app_for(&server);
         Lab {
             server,
@@ -624,7 +625,7 @@ fn mcopy_out(disk: &Path, offset: usize, name: &str) -> Vec<u8> {
 
 #[test]
 fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
-    let lab = Lab::start("pii");
+    let lab = Lab::start("pii", Some("/dev/nvme0n1"));
     let (app, config, server, work) = (&lab.app, &lab.config, &lab.server, &lab.work);
     let image = make_image(work.path());
     let good_xz = std::fs::read(&image.xz).unwrap();
@@ -830,7 +831,7 @@ fn assert_installed(
 
 #[test]
 fn installer_hook_installs_onto_an_sd_card_when_it_is_the_only_disk() {
-    let lab = Lab::start("pisd");
+    let lab = Lab::start("pisd", None);
     let (app, config) = (&lab.app, &lab.config);
     let image = make_image(lab.work.path());
     let xz = std::fs::read(&image.xz).unwrap();

@@ -120,6 +120,8 @@ else
 		waited=$((waited + 1))
 	done
 	[ -b "$disk" ] || fail "the configured disk $disk is not a block device here"
+	# /dev/disk/by-id/… names a link: partitions and sizes go by the kernel's name.
+	resolved=$(readlink -f "$disk" 2>/dev/null) && [ -b "$resolved" ] && disk=$resolved
 fi
 
 # Partition N of a disk: /dev/sda1, but /dev/mmcblk0p1, /dev/nvme0n1p1, /dev/loop0p1.
@@ -156,6 +158,7 @@ wipe() {
 # Percent of the compressed stream hashed so far, read from the kernel's
 # per-process I/O counters of the hashing process: it sees every byte.
 report_progress() {
+	[ "$size" -gt 0 ] 2>/dev/null || return 0
 	last=0
 	while kill -0 "$1" 2>/dev/null; do
 		sleep 3
