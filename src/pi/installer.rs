@@ -93,10 +93,11 @@ pub fn initrd_appendix(_app: &App, _config: &Config, machine: &Machine) -> Resul
 }
 
 /// How many NUL bytes must sit between Ubuntu's initrd (`base_len` bytes)
-/// and the appendix. The kernel only takes a cpio header that starts on a
-/// 4-byte boundary after a compressed archive (it skips NULs up to one, and
-/// reads anything else as another compressed archive and stops with "invalid
-/// magic"): without the padding the hook silently never arrives.
+/// and the appendix. After a compressed archive the kernel skips NUL bytes
+/// and takes a cpio header only where one starts on a 4-byte boundary;
+/// anything else it reads as another compressed archive and stops with
+/// "invalid magic". Without the padding the hook silently never arrives
+/// (seen in tests/pi_installer.rs before this existed).
 pub fn appendix_padding(base_len: u64) -> usize {
     ((4 - base_len % 4) % 4) as usize
 }
