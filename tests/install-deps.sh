@@ -18,7 +18,7 @@ PKGS=(
     cloud-init python3-jsonschema haproxy keepalived    # validators of the first-boot files
     debootstrap util-linux                              # a Debian root (chroot, unshare) for the role scripts
     etcd-server                                         # a real etcd cluster for the control-plane reimage
-    e2fsprogs                                           # Pi installer test: the image's ext4 `writable` (mkfs.ext4 -d)
+    e2fsprogs initramfs-tools                           # Pi installer test: the image's ext4 `writable`; a real initramfs-tools initrd
 )
 
 missing=()

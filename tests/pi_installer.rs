@@ -4,18 +4,20 @@
 //! for real.
 //!
 //! The hook test boots a QEMU VM (TCG) in a network namespace with bootherd
-//! serving it: Debian's kernel stands in for Ubuntu's raspi kernel and a
-//! busybox initrd with an initramfs-tools-like /init
-//! (`tests/lab/pi-standin-init.sh`) for Ubuntu's initrd; bootherd's archive
-//! is appended to that initrd as it is to Ubuntu's, so the kernel unpacks the
-//! concatenation and the hook runs from it unchanged. The disk is a file
-//! behind an NVMe controller (the configured `disk`) or an SD card (no
-//! `disk`: the hook's default, the first of NVMe, USB, SD). Why a VM and not a loop device on the host: the
-//! hook mounts the image's FAT `system-boot`, and the kernels CI runs on may
-//! have no vfat (this one has no modules at all); the VM's kernel brings its own.
+//! serving it. Debian's kernel stands in for Ubuntu's raspi kernel, and a
+//! real initramfs-tools initrd, built for it by `mkinitramfs`, for Ubuntu's
+//! initrd (the same /init, udev, `configure_networking` and busybox). bootherd's
+//! archive is appended to it as it is to Ubuntu's, so the kernel unpacks
+//! the concatenation, and /init runs the hook from it through `boot=bootherd`.
+//! The disk is a file behind an NVMe controller (the configured `disk`) or
+//! an SD card (no `disk`: the hook's default, the first of NVMe, USB, SD).
+//! Why a VM and not a loop device on the host: the hook mounts the image's
+//! FAT `system-boot`, and the kernels CI runs on may have no vfat (this one
+//! has no modules at all). The VM's kernel brings its own.
 //!
-//! Needs root, `qemu-system-x86`, `linux-image-amd64`, `busybox-static`,
-//! `cpio`, `dosfstools`, `mtools`, `e2fsprogs`, `fdisk` (sfdisk), `xz-utils`, `cloud-init`.
+//! Needs root, `qemu-system-x86`, `linux-image-amd64`, `initramfs-tools`,
+//! `busybox-static`, `cpio`, `dosfstools`, `mtools`, `e2fsprogs`, `fdisk`
+//! (sfdisk), `xz-utils`, `cloud-init`.
 
 mod common;
 
@@ -40,6 +42,8 @@ const SERVER_CIDR: &str = "10.55.0.1/24";
 /// under TCG; more while other VMs share the cores.
 const VM_TIMEOUT_SECS: u64 = 300;
 const MIB: usize = 1024 * 1024;
+/// What the boot script hands initramfs-tools' `panic` when the install failed.
+const FAILED: &str = "bootherd: the install failed and was reported to bootherd";
 const SSH_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBootherdTestKeyOnly ops@example";
 
 /// The inventory: a control plane (the config needs one) and the Pi, with
@@ -533,35 +537,12 @@ impl Lab {
     fn boot(&self, disk: &Path, disk_if: &str, cmdline: &str, tag: &str) -> String {
         let (ns, work, app, config) = (&self.ns, self.work.path(), &self.app, &self.config);
         let machine = pi(config);
-        let base = work.join("standin-initrd.cpio.gz");
+        let kernel =
+            String::from_utf8(sh(Command::new(lab_script()).arg("kernel")).stdout).unwrap();
+        let kernel = kernel.trim();
+        let base = work.join("initramfs-tools.initrd");
         if !base.exists() {
-            let init = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/pi-standin-init.sh");
-            sh(Command::new(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/make-initramfs.sh"),
-            )
-            .arg(&base)
-            .arg(&init)
-            // NVMe (the Pi 5's disk; the first the hook looks for) and
-            // SD (the Pi 4's) in dependency order, then FAT for system-boot.
-            .args([
-                "mmc_core",
-                "cqhci",
-                "sdhci",
-                "sdhci-pci",
-                "mmc_block",
-                "crct10dif_common",
-                "crc-t10dif",
-                "crc64",
-                "crc64-rocksoft",
-                "t10-pi",
-                "nvme-core",
-                "nvme",
-                "fat",
-                "vfat",
-                "nls_cp437",
-                "nls_ascii",
-                "nls_utf8",
-            ]));
+            build_initramfs_tools_initrd(work, kernel, &base);
         }
         // Ubuntu's initrd is compressed; the appendix follows it uncompressed
         // (after the padding the kernel needs), as the TFTP server serves the two.
@@ -571,8 +552,6 @@ impl Lab {
         );
         let initrd_path = work.join(format!("{tag}.initrd"));
         std::fs::write(&initrd_path, initrd).unwrap();
-        let kernel =
-            String::from_utf8(sh(Command::new(lab_script()).arg("kernel")).stdout).unwrap();
 
         let log = work.join(format!("{tag}.serial.log"));
         let started = Instant::now();
@@ -580,11 +559,16 @@ impl Lab {
             .args(["boot", &ns.name, "--mac", PI_MAC, "--log"])
             .arg(&log)
             .args(["--timeout", &VM_TIMEOUT_SECS.to_string()])
-            .args(["--kernel", kernel.trim()])
+            .args(["--kernel", kernel])
             .arg("--initrd")
             .arg(&initrd_path)
             // console=ttyS0 last: the x86 VM's serial port is the console.
-            .args(["--append", &format!("{} console=ttyS0", cmdline.trim())])
+            // panic=-1: initramfs-tools reboots (the VM ends) where a Pi
+            // would wait at the initramfs shell with the reason.
+            .args([
+                "--append",
+                &format!("{} console=ttyS0 panic=-1", cmdline.trim()),
+            ])
             .arg("--disk")
             .arg(disk)
             .args(["--disk-if", disk_if])
@@ -603,6 +587,42 @@ impl Lab {
         );
         serial
     }
+}
+
+/// A real initramfs-tools initrd for the stand-in kernel, as Ubuntu builds
+/// its raspi initrd (same /init, /scripts/functions, udev, DHCP by
+/// configure_networking, busybox), with the drivers of the VM's NIC and
+/// disks and FAT for system-boot.
+fn build_initramfs_tools_initrd(work: &Path, kernel: &str, out: &Path) {
+    require(&["mkinitramfs"]);
+    let version = kernel
+        .rsplit('/')
+        .next()
+        .and_then(|f| f.strip_prefix("vmlinuz-"))
+        .unwrap_or_else(|| panic!("cannot tell the version of {kernel}"));
+    let conf = work.join("initramfs-tools");
+    std::fs::create_dir_all(conf.join("conf.d")).unwrap();
+    std::fs::create_dir_all(conf.join("scripts")).unwrap();
+    std::fs::create_dir_all(conf.join("hooks")).unwrap();
+    std::fs::write(
+        conf.join("initramfs.conf"),
+        "MODULES=list\nBUSYBOX=y\nCOMPRESS=gzip\nRUNSIZE=10%\n",
+    )
+    .unwrap();
+    // The Pi's own drivers (genet, macb, its SD and NVMe controllers) are in
+    // Ubuntu's initrd; here the VM's stand in for them.
+    std::fs::write(
+        conf.join("modules"),
+        "virtio_pci\nvirtio_net\nnvme\nsdhci_pci\nmmc_block\nvfat\nnls_cp437\nnls_ascii\nnls_utf8\n",
+    )
+    .unwrap();
+    sh(Command::new("mkinitramfs")
+        .arg("-d")
+        .arg(&conf)
+        .arg("-o")
+        .arg(out)
+        .arg(version)
+        .stderr(Stdio::null()));
 }
 
 fn events(app: &App, config: &Config) -> Vec<String> {
@@ -646,10 +666,7 @@ fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
     let cmdline = installer::cmdline(app, config, &pi(config)).unwrap();
     std::fs::remove_file(images::raspi_image(config)).unwrap();
     let serial = lab.boot(&disk, "nvme", &cmdline, "missing");
-    assert!(
-        serial.contains("BOOTHERD-PI-STANDIN: PANIC bootherd: the install failed"),
-        "{serial}"
-    );
+    assert!(serial.contains(FAILED), "{serial}");
     let ev = events(app, config);
     assert!(
         ev.iter()
@@ -672,7 +689,7 @@ fn installer_hook_installs_for_real_and_never_leaves_a_half_written_disk() {
     let cmdline = installer::cmdline(app, config, &pi(config)).unwrap();
     let serial = lab.boot(&disk, "nvme", &cmdline, "corrupt");
     assert!(
-        serial.contains("BOOTHERD-PI-STANDIN: PANIC bootherd: the install failed"),
+        serial.contains(FAILED),
         "the hook must stop, not reboot:\n{serial}"
     );
     assert!(serial.contains("checksum mismatch"), "{serial}");
@@ -765,8 +782,15 @@ fn assert_installed(
 ) {
     let mac = pi(config).mac;
     let n = image.raw.len();
+    // initramfs-tools' own /init ran the hook, after udev and its DHCP.
+    for step in [
+        "Running /scripts/init-premount",
+        "complete (dhcp from 10.55.0.1)",
+    ] {
+        assert!(serial.contains(step), "no `{step}`:\n{serial}");
+    }
     assert!(serial.contains("bootherd: installed"), "{serial}");
-    assert!(!serial.contains("PANIC"), "{serial}");
+    assert!(!serial.contains(FAILED), "{serial}");
     assert!(
         serial.contains("reboot: Restarting system"),
         "after success the Pi reboots into its disk:\n{serial}"

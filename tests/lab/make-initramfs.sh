@@ -4,11 +4,7 @@
 # install-finished callback and powers off. It boots with the Debian kernel
 # (linux-image-amd64) in place of Ubuntu's installer kernel.
 #
-#   tests/lab/make-initramfs.sh OUT.cpio.gz [INIT [MODULE...]]
-#
-# INIT replaces standin-init.sh as /init, and each MODULE is loaded after
-# the virtio-net stack (tests/pi_installer.rs: a disk and FAT for the Pi
-# installer hook).
+#   tests/lab/make-initramfs.sh OUT.cpio.gz
 #
 # The kernel version is the one tests/lab/common.sh picks (BOOTHERD_LAB_KVER
 # overrides); the kernel to boot with it is printed by `tests/lab/lab.sh kernel`.
@@ -18,13 +14,11 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$here/common.sh"
 
-if [[ $# -lt 1 ]]; then
-    echo "usage: $0 OUT.cpio.gz [INIT [MODULE...]]" >&2
+if [[ $# -ne 1 ]]; then
+    echo "usage: $0 OUT.cpio.gz" >&2
     exit 2
 fi
 out=$1
-init=${2:-$here/standin-init.sh}
-extra_modules=("${@:3}")
 
 # A dynamic busybox would need its libc in the initramfs too. ldd fails on a
 # static binary (and `file` is not on every fresh machine).
@@ -49,12 +43,12 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,dev,etc,proc,sys,tmp,lib/modules}
 cp "$busybox" "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
-install -m 0755 "$init" "$root/init"
+install -m 0755 "$here/standin-init.sh" "$root/init"
 
 # The virtio-net stack in dependency order (DESIGN.md, "Testing"). A module
 # built into this kernel needs no insmod; one that is neither is an error.
 : >"$root/etc/standin-modules"
-for mod in failover net_failover virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_net "${extra_modules[@]}"; do
+for mod in failover net_failover virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_net; do
     ko=$(find "$moddir/kernel" -name "$mod.ko" -o -name "$mod.ko.xz" -o -name "$mod.ko.zst" -o -name "$mod.ko.gz" | head -n 1)
     if [[ -z "$ko" ]]; then
         if grep -q "/$mod\.ko$" "$moddir/modules.builtin" 2>/dev/null; then
