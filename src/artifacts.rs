@@ -5,7 +5,7 @@
 use crate::app::App;
 use crate::boot::{BootAction, Client, Firmware};
 use crate::cluster::{RoleSecrets, Secrets};
-use crate::config::{Config, Machine};
+use crate::config::{Config, Machine, Platform};
 use crate::firstboot::autoinstall::InstallerUrls;
 use crate::firstboot::files::FirstbootUrls;
 use crate::firstboot::material::Pki;
@@ -120,7 +120,7 @@ pub fn user_data(app: &App, config: &Config, machine: &Machine) -> Result<String
 /// secrets, so only control planes can receive a CA key however the
 /// renderers treat it; the renderers then drop, per role, what else it may
 /// not have (a load balancer's files carry no token).
-fn role_material(secrets: &Secrets, config: &Config, machine: &Machine) -> RoleMaterial {
+pub(crate) fn role_material(secrets: &Secrets, config: &Config, machine: &Machine) -> RoleMaterial {
     let pki = match secrets.for_machine(config, machine) {
         RoleSecrets::ControlPlane(cp) => Some(Pki {
             ca_crt: cp.ca.cert_pem,
@@ -173,6 +173,27 @@ pub fn user_data_with(
         )
     })?;
     Ok(text)
+}
+
+/// One file of the NoCloud seed of `machine` by name; `None` for a name it
+/// does not have. A Pi's seed goes onto its disk image: plain cloud-config
+/// user-data plus `network-config`, where x86 gets autoinstall user-data.
+/// The HTTP seed route and `bootherd render` both ask this.
+pub fn seed_file(
+    app: &App,
+    config: &Config,
+    machine: &Machine,
+    name: &str,
+) -> Result<Option<String>> {
+    let pi = matches!(machine.platform, Platform::Rpi4 | Platform::Rpi5);
+    Ok(Some(match name {
+        "user-data" if pi => crate::pi::installer::seed::user_data(app, config, machine)?,
+        "user-data" => user_data(app, config, machine)?,
+        "network-config" if pi => crate::pi::installer::seed::network_config(app, config, machine)?,
+        "meta-data" => meta_data(app, machine)?,
+        "vendor-data" => vendor_data(app)?,
+        _ => return Ok(None),
+    }))
 }
 
 pub fn meta_data(app: &App, machine: &Machine) -> Result<String> {

@@ -143,6 +143,8 @@ enum RenderWhat {
     MetaData,
     /// A Raspberry Pi's `config.txt`, as TFTP serves it while its install is due.
     PiConfig,
+    /// A Pi's netplan network-config (its NoCloud seed has one).
+    NetworkConfig,
 }
 
 pub fn main() -> ExitCode {
@@ -460,15 +462,20 @@ fn render(
             &script_client(Some(platform), None),
         )?
         .0),
-        RenderWhat::UserData => {
+        RenderWhat::UserData | RenderWhat::MetaData | RenderWhat::NetworkConfig => {
             let m = machine()?;
             due()?;
-            artifacts::user_data(&app, config, m)
-        }
-        RenderWhat::MetaData => {
-            let m = machine()?;
-            due()?;
-            artifacts::meta_data(&app, m)
+            let name = match what {
+                RenderWhat::UserData => "user-data",
+                RenderWhat::MetaData => "meta-data",
+                _ => "network-config",
+            };
+            artifacts::seed_file(&app, config, m, name)?.with_context(|| {
+                format!(
+                    "{} has no {name} (only a Pi's seed has network-config)",
+                    m.hostname
+                )
+            })
         }
         RenderWhat::PiConfig => {
             let m = machine()?;

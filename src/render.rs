@@ -38,6 +38,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/cloud-init/vendor-data"),
     ),
     (
+        "cloud-init/network-config",
+        include_str!("../templates/cloud-init/network-config"),
+    ),
+    (
         "kubeadm/init.yaml",
         include_str!("../templates/kubeadm/init.yaml"),
     ),

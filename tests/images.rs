@@ -3,6 +3,8 @@
 //! and from a partitioned, xz-compressed Pi-like image made with
 //! mkfs.vfat/mtools/sfdisk, and import giving the same cache as fetch.
 
+mod common;
+
 use bootherd::images::catalog::{self, Entry};
 use bootherd::images::fetch::{self, FetchError, FetchOptions};
 use bootherd::images::{cache, extract};
@@ -537,48 +539,8 @@ fn make_raspi(dir: &Path) -> (PathBuf, BTreeMap<String, Vec<u8>>) {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let src = dir.join("src");
-    for (name, data) in &files {
-        let p = src.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, data).unwrap();
-    }
-    let fat = dir.join("boot.fat");
-    // 64 MiB FAT32, as Ubuntu's `system-boot`.
-    run(Command::new("mkfs.vfat")
-        .args(["-F", "32", "-n", "system-boot", "-C"])
-        .arg(&fat)
-        .arg("65536"));
-    run(Command::new("mmd").arg("-i").arg(&fat).arg("::overlays"));
-    for name in files.keys() {
-        run(Command::new("mcopy")
-            .arg("-i")
-            .arg(&fat)
-            .arg(src.join(name))
-            .arg(format!("::{name}")));
-    }
-    let img = dir.join("raspi.img");
-    let fat_bytes = std::fs::read(&fat).unwrap();
-    let mut disk = vec![0u8; 1024 * 1024];
-    disk.extend_from_slice(&fat_bytes);
-    disk.resize(disk.len() + 8 * 1024 * 1024, 0); // room for a root partition
-    std::fs::write(&img, &disk).unwrap();
-    let mut sfdisk = Command::new("sfdisk");
-    sfdisk.arg("--no-reread").arg("--no-tell-kernel").arg(&img);
-    sfdisk
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null());
-    let mut child = sfdisk.spawn().unwrap();
-    write!(
-        child.stdin.take().unwrap(),
-        "label: dos\nstart=2048, size={}, type=c, bootable\nstart={}, type=83\n",
-        fat_bytes.len() / 512,
-        2048 + fat_bytes.len() / 512
-    )
-    .unwrap();
-    assert!(child.wait().unwrap().success(), "sfdisk failed");
-    run(Command::new("xz").args(["-0", "-T1", "-f"]).arg(&img));
-    (dir.join("raspi.img.xz"), files)
+    let image = common::raspi_image(dir, &files, None);
+    (image.xz, files)
 }
 
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {

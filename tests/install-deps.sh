@@ -23,6 +23,7 @@ PKGS=(
     # proxyDHCP and relays (issue 6): the site's DHCP server beside bootherd,
     # and a real relay agent between a rack network and bootherd
     dnsmasq isc-dhcp-relay
+    e2fsprogs initramfs-tools                           # Pi installer test: the image's ext4 `writable`; a real initramfs-tools initrd
 )
 
 missing=()

@@ -639,11 +639,10 @@ fn pi4_sequence(t: &PiTftpd, blksize: &str) {
     let cmdline = bootherd::pi::installer::cmdline(&t.app, &config, &pi).map(String::into_bytes);
     assert_generated(get("cmdline.txt"), cmdline, "cmdline.txt");
     assert_same(&get("vmlinuz").unwrap(), &t.file("vmlinuz"), "kernel");
-    let initrd = bootherd::pi::installer::initrd_appendix(&t.app, &config, &pi).map(|appendix| {
-        let mut whole = t.file("initrd.img");
-        whole.extend_from_slice(&appendix);
-        whole
-    });
+    // The appendix starts on a 4-byte boundary (the kernel skips an archive
+    // that doesn't); the fixture initrds have odd lengths so that matters here.
+    let initrd = bootherd::pi::installer::initrd_appendix(&t.app, &config, &pi)
+        .map(|appendix| bootherd::pi::installer::concatenate(&t.file("initrd.img"), &appendix));
     assert_generated(get("initrd.img"), initrd, "initrd.img + installer appendix");
 }
 

@@ -202,6 +202,17 @@ names!(Os { Ubuntu2404 = "ubuntu-24.04", Ubuntu2204 = "ubuntu-22.04" });
 names!(DhcpMode { Authoritative = "authoritative", Proxy = "proxy", Off = "off" });
 names!(LoadBalancerMode { External = "external", Stacked = "stacked" });
 
+/// Whether `path` is a device path a Pi's kernel command line can carry as
+/// one word: `/dev/` and then letters, digits and `/_-.:` only, no `..`.
+pub fn is_plain_device_path(path: &str) -> bool {
+    path.strip_prefix("/dev/").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_-.:".contains(c))
+    }) && !path.contains("..")
+}
+
 impl Platform {
     /// A Raspberry Pi, booted by its EEPROM bootloader rather than by PXE firmware.
     pub fn is_pi(self) -> bool {

@@ -613,6 +613,19 @@ impl Validator<'_> {
                 }
             }
         };
+        if let (Some(Platform::Rpi4 | Platform::Rpi5), Some(d)) = (platform, &m.disk) {
+            if !super::is_plain_device_path(d.get_ref()) {
+                let line = self.at(d);
+                self.error(
+                    line,
+                    format!(
+                        "disk `{}` is not a plain device path (a Pi's installer reads it from the kernel command line)",
+                        d.get_ref()
+                    ),
+                    "use a /dev/ path such as \"/dev/mmcblk0\", \"/dev/sda\" or \"/dev/nvme0n1\", or leave disk out for the first of NVMe, USB, SD",
+                );
+            }
+        }
         Some((
             Machine {
                 mac: mac?,

@@ -1,8 +1,9 @@
 //! The full autoinstall user-data of one machine: identity, SSH, storage,
-//! static network, reporting and late-commands for the installer, and the
-//! installed system's first boot under `autoinstall.user-data`.
+//! static network (`super::network`), reporting and late-commands for the
+//! installer, and the installed system's first boot under `autoinstall.user-data`.
 
 use super::files::{installed_cloud_config, role_files, FirstbootUrls};
+use super::network::{network_config, network_value};
 use super::RoleMaterial;
 use crate::config::{Config, Machine};
 use crate::render::Renderer;
@@ -37,25 +38,12 @@ pub fn user_data(
         "installed_command",
         &format!("curl -fsS --retry 5 -X POST '{}'", installer.installed),
     );
-    // The machine's network is the DHCP subnet its IP lies in (validation
-    // guarantees one while DHCP is on); a /32 without gateway otherwise.
-    let subnet = config.dhcp.subnet_containing(machine.ip);
-    ctx.insert(
-        "address",
-        &format!(
-            "{}/{}",
-            machine.ip,
-            subnet.map_or(32, |s| s.net.prefix_len())
-        ),
-    );
-    ctx.insert(
-        "gateway",
-        &subnet.and_then(|s| s.gateway).map(|g| g.to_string()),
-    );
-    let dns: Vec<String> = subnet
-        .map(|s| s.dns.iter().map(|d| d.to_string()).collect())
-        .unwrap_or_default();
-    ctx.insert("dns", &dns);
+    // Spliced as rendered, not re-serialized: the template quotes the MAC,
+    // which YAML 1.1 readers (cloud-init, netplan) would otherwise take for
+    // a base-60 number when it has no letters (52:54:00:12:34:56).
+    let network_text = network_config(renderer, config, machine)?;
+    let network = network_value(renderer, config, machine)?;
+    ctx.insert("network", &indented(network_text.trim_end(), 4));
 
     let installed = match material {
         Some(material) => {
@@ -70,9 +58,12 @@ pub fn user_data(
     );
     let text = renderer.render("cloud-init/user-data", &ctx)?;
 
-    // The nested document went through text: prove it arrived intact.
+    // The nested documents went through text: prove they arrived intact.
     let doc: serde_yaml::Value =
         serde_yaml::from_str(&text).context("rendered user-data is not valid YAML")?;
+    if doc.get("autoinstall").and_then(|a| a.get("network")) != Some(&network) {
+        bail!("autoinstall.network does not parse back to the network config");
+    }
     let got = doc.get("autoinstall").and_then(|a| a.get("user-data"));
     if got != installed.as_ref() {
         bail!("autoinstall.user-data does not parse back to the first-boot cloud-config");
@@ -86,10 +77,13 @@ fn indented_yaml(value: Option<&serde_yaml::Value>, indent: usize) -> Result<Str
     let Some(value) = value else {
         return Ok(String::new());
     };
-    let text = serde_yaml::to_string(value)?;
+    Ok(indented(&serde_yaml::to_string(value)?, indent))
+}
+
+/// `text` with each non-empty line indented by `indent` spaces.
+fn indented(text: &str, indent: usize) -> String {
     let pad = " ".repeat(indent);
-    Ok(text
-        .lines()
+    text.lines()
         .map(|l| {
             if l.is_empty() {
                 String::new()
@@ -98,5 +92,5 @@ fn indented_yaml(value: Option<&serde_yaml::Value>, indent: usize) -> Result<Str
             }
         })
         .collect::<Vec<_>>()
-        .join("\n"))
+        .join("\n")
 }

@@ -7,6 +7,7 @@
 //! - `files`      — which files a machine gets, by role (secrets only where needed).
 //! - `kubeadm`    — InitConfiguration/ClusterConfiguration/JoinConfiguration (v1beta4).
 //! - `lb`         — haproxy.cfg and keepalived.conf.
+//! - `network`    — the static network (netplan v2), for autoinstall and the Pi's seed.
 //! - `scripts`    — the compiled-in bash role scripts from `cloud-init/`.
 //! - `autoinstall`— the full autoinstall user-data of one machine.
 
@@ -15,6 +16,7 @@ pub mod files;
 pub mod kubeadm;
 pub mod lb;
 pub mod material;
+pub mod network;
 pub mod scripts;
 
 pub use files::{role_files, RoleFile};

@@ -85,11 +85,7 @@ pub async fn seed(
             machine.hostname, machine.hostname
         )));
     }
-    let body = match file.as_str() {
-        "user-data" => artifacts::user_data(&app, &config, &machine)?,
-        "meta-data" => artifacts::meta_data(&app, &machine)?,
-        "vendor-data" => artifacts::vendor_data(&app)?,
-        _ => return Err(HttpError::not_found(format!("no seed file {file}"))),
-    };
+    let body = artifacts::seed_file(&app, &config, &machine, &file)?
+        .ok_or_else(|| HttpError::not_found(format!("no seed file {file}")))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body))
 }

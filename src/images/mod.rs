@@ -45,8 +45,23 @@ pub fn installer_dir(config: &Config, os: Os, arch: &str) -> PathBuf {
         .join(format!("{}-{arch}", os.name()))
 }
 
-/// Resolves `/assets/<os>-<arch>/<file>` to a path, for the installer files only.
+/// The directory of the Pi image and its extracted `boot/` (the catalog's `dest`).
+pub const RASPI_SET: &str = "ubuntu-24.04-raspi";
+/// The preinstalled raspi image the Pi installer streams to the disk.
+pub const RASPI_IMAGE: &str = "preinstalled-server.img.xz";
+
+/// Where the preinstalled raspi image is cached.
+pub fn raspi_image(config: &Config) -> PathBuf {
+    images_dir(config).join(RASPI_SET).join(RASPI_IMAGE)
+}
+
+/// Resolves `/assets/<os>-<arch>/<file>` to a path, for the installer files
+/// only; and `/assets/ubuntu-24.04-raspi/preinstalled-server.img.xz`, the
+/// image the Pi installer streams.
 pub fn installer_file(config: &Config, set: &str, file: &str) -> Option<PathBuf> {
+    if set == RASPI_SET {
+        return (file == RASPI_IMAGE).then(|| raspi_image(config));
+    }
     if !INSTALLER_FILES.contains(&file) {
         return None;
     }

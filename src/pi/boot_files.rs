@@ -159,7 +159,11 @@ fn serve(
             let initrd = open_first(&boot_dir, &INITRD_PATHS, name)?;
             let appendix = installer::initrd_appendix(app, config, machine)
                 .map_err(|e| failed("the installer initrd appendix", e))?;
-            Ok(initrd.followed_by(appendix))
+            // NUL padding first: the kernel only unpacks an appended archive
+            // that starts on a 4-byte boundary.
+            let mut tail = vec![0; installer::appendix_padding(initrd.len())];
+            tail.extend_from_slice(&appendix);
+            Ok(initrd.followed_by(tail))
         }
         // The Pi 5's firmware is in its EEPROM: the Pi 4's start4.elf and
         // fixup4.dat are not for it.

@@ -397,3 +397,103 @@ pub fn mtls_acceptor(
         .unwrap();
     tokio_rustls::TlsAcceptor::from(Arc::new(tls))
 }
+
+/// A raspi-like preinstalled image (as Ubuntu ships them): an MBR with a
+/// FAT32 `system-boot` at 1 MiB holding `boot_files` (names may have
+/// directories), then partition 2: an ext4 `writable` made from the
+/// directory `root`, or 8 MiB of zeros without one. Written xz-compressed
+/// to `<dir>/raspi.img.xz`. Needs mkfs.vfat, mtools, sfdisk, xz (and
+/// mkfs.ext4 for `root`).
+pub struct RaspiImage {
+    pub xz: PathBuf,
+    /// The uncompressed image.
+    pub raw: Vec<u8>,
+    /// The byte range of `system-boot` in `raw`.
+    pub boot: std::ops::Range<usize>,
+}
+
+pub fn raspi_image(
+    dir: &Path,
+    boot_files: &std::collections::BTreeMap<String, Vec<u8>>,
+    root: Option<&Path>,
+) -> RaspiImage {
+    use std::io::Write as _;
+    let run = |cmd: &mut Command| {
+        sh(cmd.stdout(Stdio::null()));
+    };
+    let src = dir.join("raspi-boot-src");
+    let fat = dir.join("raspi-boot.fat");
+    // 64 MiB FAT32, as Ubuntu's `system-boot`.
+    run(Command::new("mkfs.vfat")
+        .args(["-F", "32", "-n", "system-boot", "-C"])
+        .arg(&fat)
+        .arg("65536"));
+    let mut made = std::collections::BTreeSet::new();
+    for (name, data) in boot_files {
+        let path = src.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+        let mut parent = String::new();
+        for part in name.split('/').collect::<Vec<_>>().split_last().unwrap().1 {
+            parent = if parent.is_empty() {
+                part.to_string()
+            } else {
+                format!("{parent}/{part}")
+            };
+            if made.insert(parent.clone()) {
+                run(Command::new("mmd")
+                    .arg("-i")
+                    .arg(&fat)
+                    .arg(format!("::{parent}")));
+            }
+        }
+        run(Command::new("mcopy")
+            .arg("-i")
+            .arg(&fat)
+            .arg(&path)
+            .arg(format!("::{name}")));
+    }
+    let root_bytes = match root {
+        Some(root) => {
+            let ext4 = dir.join("raspi-root.ext4");
+            run(Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-L", "writable", "-E", "root_owner=0:0", "-d"])
+                .arg(root)
+                .arg(&ext4)
+                .arg("16M"));
+            std::fs::read(&ext4).unwrap()
+        }
+        None => vec![0u8; 8 * 1024 * 1024],
+    };
+    let fat_bytes = std::fs::read(&fat).unwrap();
+    let mut raw = vec![0u8; 1024 * 1024];
+    let boot = raw.len()..raw.len() + fat_bytes.len();
+    raw.extend_from_slice(&fat_bytes);
+    raw.extend_from_slice(&root_bytes);
+    let img = dir.join("raspi.img");
+    std::fs::write(&img, &raw).unwrap();
+    let mut child = Command::new("sfdisk")
+        .args(["--no-reread", "--no-tell-kernel"])
+        .arg(&img)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    write!(
+        child.stdin.take().unwrap(),
+        "label: dos\nstart=2048, size={}, type=c, bootable\nstart={}, size={}, type=83\n",
+        fat_bytes.len() / 512,
+        2048 + fat_bytes.len() / 512,
+        root_bytes.len() / 512
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success(), "sfdisk failed");
+    let raw = std::fs::read(&img).unwrap();
+    run(Command::new("xz").args(["-0", "-T1", "-f"]).arg(&img));
+    RaspiImage {
+        xz: dir.join("raspi.img.xz"),
+        raw,
+        boot,
+    }
+}

@@ -10,7 +10,8 @@
 #   lab.sh local-disk IMG              a 1 MiB disk whose boot sector prints
 #                                      "BOOTHERD-LOCALDISK: …" and powers the VM off
 #   lab.sh boot NS --mac MAC --log FILE [--firmware bios|uefi|uefi-http] [--timeout SECS]
-#                  [--disk IMG] [--until REGEX] [--kernel K --initrd I --append ARGS]
+#                  [--disk IMG [--disk-if ide|virtio|nvme|sd]] [--until REGEX]
+#                  [--kernel K --initrd I --append ARGS]
 #       runs one VM inside NS on tap0, serial console to FILE, until it powers
 #       off, a serial line matches REGEX (grep -E; the VM is then stopped), or
 #       SECS (default 180) pass. uefi-http is OVMF with its PXE boot options
@@ -85,7 +86,7 @@ cmd_local_disk() {
 }
 
 cmd_boot() {
-    local ns="" mac="" log="" firmware=bios secs=180 disk="" kernel="" initrd="" append="" until=""
+    local ns="" mac="" log="" firmware=bios secs=180 disk="" disk_if=ide kernel="" initrd="" append="" until=""
     ns=$1
     shift
     while [[ $# -gt 0 ]]; do
@@ -95,6 +96,7 @@ cmd_boot() {
             --firmware) firmware=$2 ;;
             --timeout) secs=$2 ;;
             --disk) disk=$2 ;;
+            --disk-if) disk_if=$2 ;;
             --until) until=$2 ;;
             --kernel) kernel=$2 ;;
             --initrd) initrd=$2 ;;
@@ -135,7 +137,18 @@ cmd_boot() {
         *) die "boot: --firmware must be bios, uefi or uefi-http" ;;
     esac
     if [[ -n "$disk" ]]; then
-        args+=(-drive "file=$disk,format=raw,if=ide")
+        case "$disk_if" in
+            nvme)
+                args+=(-drive "file=$disk,format=raw,if=none,id=disk0"
+                    -device "nvme,serial=bootherd0,drive=disk0")
+                ;;
+            sd)
+                # An SD card behind a PCI SDHCI controller (its size must be a power of 2).
+                args+=(-device sdhci-pci -drive "file=$disk,format=raw,if=none,id=disk0"
+                    -device "sd-card,drive=disk0")
+                ;;
+            *) args+=(-drive "file=$disk,format=raw,if=$disk_if") ;;
+        esac
     fi
     if [[ -n "$kernel" ]]; then
         args+=(-kernel "$kernel" -initrd "$initrd" -append "$append")
