@@ -382,7 +382,17 @@ fn pi_seed_is_cloud_config_with_the_role_first_boot_and_passes_cloud_init_schema
         );
         assert_eq!(
             eth["addresses"][0].as_str(),
-            Some(format!("{}/{}", machine.ip, config.dhcp.subnets[0].net.prefix_len()).as_str())
+            Some(
+                format!(
+                    "{}/{}",
+                    machine.ip,
+                    config
+                        .dhcp
+                        .subnet_containing(machine.ip)
+                        .map_or(32, |s| s.net.prefix_len())
+                )
+                .as_str()
+            )
         );
         assert_eq!(eth["dhcp4"].as_bool(), Some(false));
     }
