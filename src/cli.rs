@@ -124,6 +124,8 @@ enum FirmwareArg {
 #[derive(Clone, Copy, ValueEnum)]
 enum RenderWhat {
     Ipxe,
+    /// The `grub.cfg` an arm64 server's GRUB gets.
+    Grub,
     UserData,
     MetaData,
 }
@@ -424,6 +426,7 @@ fn render(
             &script_client(Some(platform), None),
         )?
         .0),
+        RenderWhat::Grub => Ok(artifacts::grub_cfg(&app, config, mac)?.0),
         RenderWhat::UserData => {
             let m = machine()?;
             due()?;

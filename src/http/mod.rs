@@ -1,5 +1,5 @@
 //! The HTTP server (axum): a thin adapter around the boot decision and the
-//! store. `boot` serves iPXE scripts and cloud-init seeds, `assets` streams
+//! store. `boot` serves iPXE scripts, GRUB configs and cloud-init seeds, `assets` streams
 //! installer and boot files (with Range), `api` is the JSON API under `/api/v1/`.
 
 pub mod api;
@@ -22,6 +22,7 @@ pub type AppState = State<Arc<App>>;
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/boot.ipxe", get(boot::ipxe_script))
+        .route("/grub/{file}", get(boot::grub_cfg))
         .route("/cloud-init/{mac}/{file}", get(boot::seed))
         .route("/assets/{set}/{file}", get(assets::installer_file))
         .route("/api/v1/health", get(api::health))

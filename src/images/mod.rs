@@ -4,7 +4,8 @@
 //!
 //! Layout under `<data_dir>/images/`: `<os>-<arch>/{vmlinuz,initrd,live-server.iso}`
 //! for the Ubuntu live-server installers; `ubuntu-24.04-raspi/` for the Pi image
-//! and its extracted `boot/` partition; `ipxe/` for iPXE builds (see `bootfiles`).
+//! and its extracted `boot/` partition; `ipxe/` for iPXE builds and `grub/` for
+//! the arm64 GRUB (see `bootfiles`).
 //! Each downloaded file has a `<file>.sha256` record beside it.
 //!
 //! - `catalog`  — `images/catalog.toml`, compiled in, parsed into checked entries.
@@ -85,11 +86,7 @@ pub fn missing(config: &Config) -> Vec<Missing> {
         if matches!(m.platform, Platform::Rpi4 | Platform::Rpi5) {
             continue; // Pi netboot files come with Raspberry Pi support.
         }
-        let programs: &[BootProgram] = match m.platform {
-            Platform::Amd64 => &[BootProgram::UndionlyKpxe, BootProgram::IpxeEfi],
-            _ => &[BootProgram::Arm64SnponlyEfi],
-        };
-        for p in programs {
+        for p in BootProgram::for_platform(m.platform) {
             need(
                 p.file_name().to_string(),
                 bootfiles::program_candidates(config, *p),

@@ -213,7 +213,7 @@ async fn serve_read(
     let client = request.client;
     let config = app.config();
     match transfer_socket(&config, local, client).await {
-        Ok(socket) => match handler::open(&config, client, &request.filename) {
+        Ok(socket) => match handler::open(&app, &config, client, &request.filename) {
             Ok((file, size)) => {
                 drop(config);
                 transfer::run(socket, request, file, size, cancelled).await;
