@@ -94,10 +94,12 @@ pub enum GrubFile {
 pub const GRUB_PREFIX: &str = "grub";
 
 impl GrubFile {
-    /// Recognises a name relative to the TFTP root (or the HTTP path without
-    /// its leading `/`). GRUB also asks for IP-based names
+    /// Recognises a name relative to the TFTP root, with or without a
+    /// leading `/`, or an HTTP path. GRUB also asks for IP-based names
     /// (`grub.cfg-0A37000C`, …) between the two; those are not generated.
     pub fn from_name(name: &str) -> Option<GrubFile> {
+        // GRUB's TFTP asks for `/grub/…`: absolute, meaning the TFTP root.
+        let name = name.strip_prefix('/').unwrap_or(name);
         let file = name.strip_prefix(GRUB_PREFIX)?.strip_prefix('/')?;
         if file == "grub.cfg" {
             return Some(GrubFile::Bootstrap);
@@ -411,6 +413,8 @@ platform = "arm64"
             "grub.cfg",
             "other/grub.cfg",
             "grubx/grub.cfg",
+            "//grub/grub.cfg",
+            "/grub/../grub/grub.cfg",
         ] {
             assert_eq!(GrubFile::from_name(other), None, "{other}");
         }
@@ -477,8 +481,15 @@ platform = "arm64"
         let (text, action) = grub_cfg(&app, &config, mac(ARM)).unwrap();
         assert_eq!(action, BootAction::LocalDisk(Firmware::Uefi));
         assert!(text.contains("bootherd: arm1 is installed; booting the local disk"));
-        assert_eq!(text.lines().last(), Some("exit"));
+        // It starts the installed boot loader (shim first) rather than exiting
+        // to the firmware, which would show its boot manager.
+        assert_eq!(
+            line(&text, "for loader in "),
+            "for loader in /EFI/ubuntu/shimaa64.efi /EFI/ubuntu/grubaa64.efi /EFI/BOOT/BOOTAA64.EFI; do"
+        );
+        assert_eq!(line(&text, "chainloader "), "chainloader \"$loader\"");
         assert!(!text.contains("linux"), "{text}");
+        assert!(!text.contains("cloud-init"), "{text}");
         set(State::ReimagePending);
         let (_, action) = grub_cfg(&app, &config, mac(ARM)).unwrap();
         assert!(matches!(action, BootAction::Install { arch: "arm64", .. }));

@@ -1,10 +1,12 @@
 //! The HTTP server (axum): a thin adapter around the boot decision and the
 //! store. `boot` serves iPXE scripts, GRUB configs and cloud-init seeds, `assets` streams
-//! installer and boot files (with Range), `api` is the JSON API under `/api/v1/`.
+//! installer and boot files (with Range), `api` is the JSON API under `/api/v1/`,
+//! `conn` the connection loop (header names in Title-Case, for GRUB).
 
 pub mod api;
 mod assets;
 mod boot;
+mod conn;
 
 use crate::app::App;
 use anyhow::Context;
@@ -70,12 +72,8 @@ pub async fn serve(app: Arc<App>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen for HTTP on {bind} (is another server using the port? change [server] http_port)"))?;
     tracing::info!("HTTP listening on {bind}");
-    axum::serve(
-        listener,
-        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .await
-    .context("HTTP server failed")
+    conn::serve(listener, router(app)).await;
+    Ok(())
 }
 
 /// An error that becomes an HTTP response with a plain-text reason.
