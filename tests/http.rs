@@ -517,3 +517,34 @@ fn grub_configs_over_http() {
     let (code, _) = s.curl(&[&format!("{}/grub/arm64-efi/normal.mod", s.http)]);
     assert_eq!(code, 404);
 }
+
+/// A keep-alive connection left idle (a machine that rebooted without
+/// closing it) is reset after 15 s, so nothing of it is left for the next
+/// boot's connection from the same port (GRUB reuses its port numbers).
+#[test]
+fn idle_connections_are_reset() {
+    let s = start();
+    let addr = s.http.trim_start_matches("http://");
+    let mut conn = TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "GET /assets/ubuntu-24.04-amd64/vmlinuz HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(40)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = conn.read(&mut buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(head.ends_with("\r\n\r\nkernel"), "{head}");
+    let idle = std::time::Instant::now();
+    let err = conn
+        .read(&mut buf)
+        .expect_err("the server must reset the idle connection, not close it");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+    let after = idle.elapsed();
+    assert!(
+        (14..30).contains(&after.as_secs()),
+        "reset after {after:?}, want about 15 s"
+    );
+}
