@@ -12,7 +12,7 @@
 //! - `app`       — the running server's shared state: current config, store, renderer.
 //! - `cluster`   — cluster secrets: CAs, service-account keys, bootstrap token, VRRP password; per-role filtering.
 //! - `render`    — tera templates, compiled in, overridable from `<data_dir>/templates`.
-//! - `artifacts` — what a machine is served (iPXE script, cloud-init seed); used by HTTP and `render`.
+//! - `artifacts` — what a machine is served (iPXE script, GRUB config, cloud-init seed); used by HTTP, TFTP and `render`.
 //! - `firstboot` — the installed system's role files (kubeadm, haproxy, keepalived, containerd, scripts) and the autoinstall user-data carrying them.
 //! - `bootfiles` — the read-only boot-file namespace (iPXE builds, boot directory) for TFTP and HTTP.
 //! - `pi`        — Raspberry Pi 4/5: TFTP boot files, config.txt/cmdline.txt, the disk-image installer.
