@@ -14,15 +14,19 @@
 //! advertised), gets an ACK for the old connection, which GRUB does not
 //! answer with a reset, and its download times out ("connection timeout").
 //! Seen when an arm64 machine reinstalled a minute after its first install.
-//! So: unacknowledged data (FINs and window probes included) gives up after
-//! [`PEER_GONE_TIMEOUT`] (TCP_USER_TIMEOUT), and a connection idle for
-//! [`IDLE_TIMEOUT`] is reset, not closed with a FIN: a reset leaves nothing
-//! behind, and on an idle connection nothing is in flight to cut off.
+//! So a connection idle for [`IDLE_TIMEOUT`] is reset, not closed with a
+//! FIN (a reset leaves nothing behind, and on an idle connection nothing is
+//! in flight to cut off); and a connection closed with everything
+//! acknowledged gives its FIN [`PEER_GONE_TIMEOUT`] (TCP_USER_TIMEOUT, which
+//! also bounds zero-window probes) instead of the kernel's minutes. While
+//! data is in flight nothing is shortened: a Pi writing its image to a slow
+//! SD card may hold its window shut for a while and must not be cut off.
 
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -32,9 +36,8 @@ use tower::ServiceExt;
 /// have connected.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How long sent data may stay unacknowledged before the peer counts as
-/// gone. On a provisioning LAN a live peer acknowledges in milliseconds,
-/// also when its window is full.
+/// How long the FIN of a connection whose data was all acknowledged may stay
+/// unacknowledged before the peer counts as gone.
 pub const PEER_GONE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Serves `router` on every connection `listener` accepts; requests carry
@@ -51,11 +54,6 @@ pub async fn serve(listener: TcpListener, router: Router) {
                 continue;
             }
         };
-        if let Err(e) =
-            socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(PEER_GONE_TIMEOUT))
-        {
-            tracing::debug!(%peer, "HTTP: cannot set TCP_USER_TIMEOUT: {e}");
-        }
         let router = router.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -70,13 +68,58 @@ pub async fn serve(listener: TcpListener, router: Router) {
             let served = http
                 .serve_connection(TokioIo::new(&mut stream), service)
                 .await;
-            if let Err(e) = served {
+            if let Err(e) = &served {
                 tracing::debug!(%peer, "HTTP connection ended: {e}");
-                if e.is_timeout() {
-                    // Closing with SO_LINGER 0 sends a reset.
-                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-                }
+            }
+            let socket = socket2::SockRef::from(&stream);
+            let closing = match served {
+                // Idle: closing with SO_LINGER 0 sends a reset.
+                Err(e) if e.is_timeout() => socket.set_linger(Some(Duration::ZERO)),
+                _ => match unacknowledged_bytes(&stream) {
+                    Ok(0) => socket.set_tcp_user_timeout(Some(PEER_GONE_TIMEOUT)),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = closing {
+                tracing::debug!(%peer, "HTTP: cannot set how the connection closes: {e}");
             }
         });
     }
+}
+
+/// Data bytes sent on `stream` that its peer has not acknowledged yet: the
+/// send queue (SIOCOUTQ) less our FIN, which takes one sequence number once
+/// sent (states FIN-WAIT-1, CLOSING, LAST-ACK).
+fn unacknowledged_bytes(stream: &tokio::net::TcpStream) -> std::io::Result<usize> {
+    // include/net/tcp_states.h
+    const FIN_WAIT1: u8 = 4;
+    const LAST_ACK: u8 = 9;
+    const CLOSING: u8 = 11;
+    let fd = stream.as_raw_fd();
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (= TIOCOUTQ) on a TCP socket writes one int to the
+    // pointer it is given, which points at `queued`.
+    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes
+    // into it and stores the length it wrote in `len`.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            std::ptr::addr_of_mut!(info).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fin_sent = matches!(info.tcpi_state, FIN_WAIT1 | LAST_ACK | CLOSING);
+    let queued = usize::try_from(queued).unwrap_or(0);
+    Ok(queued.saturating_sub(usize::from(fin_sent)))
 }
