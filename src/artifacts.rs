@@ -1,9 +1,12 @@
-//! What each machine is served: its iPXE script and its cloud-init seed.
+//! What each machine is served: its boot script (iPXE script or GRUB config)
+//! and its cloud-init seed.
 //! The HTTP server and `bootherd render` both call these, so `render` prints
 //! exactly what a machine would get now.
 
 use crate::app::App;
 use crate::boot::{BootAction, Client, Firmware};
+use crate::bootfiles::BootFileError;
+use crate::bootsource::{Claim, Source};
 use crate::cluster::{RoleSecrets, Secrets};
 use crate::config::{Config, Machine, Platform};
 use crate::firstboot::autoinstall::InstallerUrls;
@@ -12,10 +15,37 @@ use crate::firstboot::material::Pki;
 use crate::firstboot::RoleMaterial;
 use crate::mac::MacAddr;
 use anyhow::{bail, Context as _, Result};
+use std::net::Ipv4Addr;
 use tera::Context;
 
-/// Serial and VGA consoles, so the installer shows on either.
-const KERNEL_CONSOLE: &str = "console=tty1 console=ttyS0,115200n8";
+/// The kernel console arguments for the installer of `arch`. x86 servers:
+/// the VGA console and the first serial port. arm64 servers name no console:
+/// their serial port differs by board (ttyAMA0, ttyS0, …) and the kernel
+/// takes it from the firmware (ACPI SPCR, or the device tree's stdout-path),
+/// which a `console=` argument would override.
+fn kernel_console(arch: &str) -> &'static str {
+    match arch {
+        "amd64" => "console=tty1 console=ttyS0,115200n8",
+        _ => "",
+    }
+}
+
+/// The two boot-script languages. Both run the same decision with the same
+/// context; only their templates differ (`ipxe/<page>.ipxe`, `grub/<page>.cfg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptFormat {
+    Ipxe,
+    Grub,
+}
+
+impl ScriptFormat {
+    fn template(self, page: &str) -> String {
+        match self {
+            ScriptFormat::Ipxe => format!("ipxe/{page}.ipxe"),
+            ScriptFormat::Grub => format!("grub/{page}.cfg"),
+        }
+    }
+}
 
 /// The iPXE script for a request to `/boot.ipxe`. Without a MAC it is the
 /// first hop, which asks again with the MAC and firmware filled in by iPXE.
@@ -25,15 +55,121 @@ pub fn ipxe_script(
     mac: Option<MacAddr>,
     client: &Client,
 ) -> Result<(String, BootAction)> {
-    let base = config.http_base();
-    let mut ctx = Context::new();
-    ctx.insert("base", &base);
     let Some(mac) = mac else {
+        let mut ctx = Context::new();
+        ctx.insert("base", &config.http_base());
         return Ok((
             app.renderer.render("ipxe/chain.ipxe", &ctx)?,
             BootAction::IpxeScript,
         ));
     };
+    boot_script(app, config, ScriptFormat::Ipxe, mac, client)
+}
+
+/// The GRUB client: only the arm64 UEFI network image is handed out, so a
+/// GRUB asking for its config is that program.
+pub const GRUB_CLIENT: Client = Client {
+    firmware: Firmware::Uefi,
+    cpu: crate::boot::Cpu::Arm64,
+    asker: crate::boot::Asker::GrubConfig,
+    pi: None,
+};
+
+/// The `grub.cfg` for the machine with `mac`: install, boot the local disk,
+/// or nothing, as the boot decision says for GRUB.
+pub fn grub_cfg(app: &App, config: &Config, mac: MacAddr) -> Result<(String, BootAction)> {
+    boot_script(app, config, ScriptFormat::Grub, mac, &GRUB_CLIENT)
+}
+
+/// A GRUB config file bootherd generates, by the name GRUB asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrubFile {
+    /// `grub/grub.cfg`: the same for every machine; it loads the machine's own.
+    Bootstrap,
+    /// `grub/grub.cfg-<mac>`: the machine's config, the name GRUB's network
+    /// boot tries first (Debian and Ubuntu GRUB: `52-54-00-…`; Red Hat's
+    /// GRUB: `01-52-54-00-…`, as pxelinux names it).
+    Machine(MacAddr),
+}
+
+/// Where GRUB looks for its configs: the `/grub` prefix that Ubuntu's
+/// signed `grubnetaa64.efi` has built in, relative to the TFTP root.
+pub const GRUB_PREFIX: &str = "grub";
+
+impl GrubFile {
+    /// Recognises a name relative to the TFTP root, with or without a
+    /// leading `/`, or an HTTP path. GRUB also asks for IP-based names
+    /// (`grub.cfg-0A37000C`, …) between the two; those are not generated.
+    pub fn from_name(name: &str) -> Option<GrubFile> {
+        // GRUB's TFTP asks for `/grub/…`: absolute, meaning the TFTP root.
+        let name = name.strip_prefix('/').unwrap_or(name);
+        let file = name.strip_prefix(GRUB_PREFIX)?.strip_prefix('/')?;
+        if file == "grub.cfg" {
+            return Some(GrubFile::Bootstrap);
+        }
+        // GRUB names it with `-`; the bootstrap config asks with GRUB's
+        // `$net_default_mac`, which has `:`. MacAddr parses both.
+        let id = file.strip_prefix("grub.cfg-")?;
+        let mac = id
+            .parse()
+            .ok()
+            .or_else(|| id.strip_prefix("01-")?.parse().ok())?;
+        Some(GrubFile::Machine(mac))
+    }
+
+    /// Renders it; for a machine's config also the decision it encodes.
+    pub fn render(self, app: &App, config: &Config) -> Result<(String, Option<BootAction>)> {
+        match self {
+            GrubFile::Bootstrap => {
+                let mut ctx = Context::new();
+                ctx.insert("base", &config.http_base());
+                Ok((app.renderer.render("grub/grub.cfg", &ctx)?, None))
+            }
+            GrubFile::Machine(mac) => {
+                let (text, action) = grub_cfg(app, config, mac)?;
+                Ok((text, Some(action)))
+            }
+        }
+    }
+}
+
+/// The TFTP generator for GRUB's configs (`grub/grub.cfg*`): rendered now,
+/// per machine, from the boot decision.
+pub fn claim_grub_cfg(app: &App, config: &Config, client: Ipv4Addr, name: &str) -> Claim {
+    let Some(grub) = GrubFile::from_name(name) else {
+        return Claim::NotMine;
+    };
+    match grub.render(app, config) {
+        Ok((text, action)) => {
+            if let (GrubFile::Machine(mac), Some(action)) = (grub, action) {
+                tracing::info!(%client, %mac, ?action, "GRUB config");
+            }
+            Claim::Served(Source::bytes(text.into_bytes()))
+        }
+        Err(e) => {
+            tracing::error!(%client, "cannot render the GRUB config {grub:?}: {e:#}");
+            Claim::Refused(BootFileError::NotFound(name.to_string()))
+        }
+    }
+}
+
+/// The boot script of `mac` in `format`: one store read serves the decision
+/// and the script; an install mints the token its seed will carry.
+fn boot_script(
+    app: &App,
+    config: &Config,
+    format: ScriptFormat,
+    mac: MacAddr,
+    client: &Client,
+) -> Result<(String, BootAction)> {
+    let base = config.http_base();
+    let mut ctx = Context::new();
+    ctx.insert("base", &base);
+    // GRUB names an HTTP server as a device: `(http,<host>:<port>)/path`.
+    ctx.insert(
+        "http_host",
+        &format!("{}:{}", config.server.address, config.server.http_port),
+    );
     ctx.insert("mac", &mac.hyphenated());
     ctx.insert(
         "firmware",
@@ -42,43 +178,43 @@ pub fn ipxe_script(
             Firmware::Uefi => "uefi",
         },
     );
-    // One store read: the decision and the script both use this state.
     let found = app.lookup(config, mac)?;
     let action = crate::boot::decide(found.as_ref().map(|(m, s)| (m, *s)), client);
     if let Some((m, _)) = &found {
         ctx.insert("hostname", &m.hostname);
         ctx.insert("role", m.role.name());
     }
-    let text = match action {
+    let page = match action {
         BootAction::Install { os, arch, .. } => {
             // Mint the install token now, so the seed this install fetches carries it.
             app.store.install_token(mac)?;
             let set = format!("{}-{arch}", os.name());
             ctx.insert("os", os.name());
             ctx.insert("arch", arch);
+            ctx.insert("set", &set);
             ctx.insert("assets", &format!("{base}/assets/{set}"));
-            ctx.insert("kernel_console", KERNEL_CONSOLE);
-            app.renderer.render("ipxe/install.ipxe", &ctx)?
+            ctx.insert("kernel_console", kernel_console(arch));
+            "install"
         }
         BootAction::LocalDisk(_) => {
             // Local boot is only decided for a configured machine.
             let state = found.as_ref().map(|(_, s)| s.name()).unwrap_or_default();
             ctx.insert("state", state);
-            app.renderer.render("ipxe/local.ipxe", &ctx)?
+            "local"
         }
         BootAction::NoBoot(reason) => {
             ctx.insert("reason", &reason.to_string());
-            app.renderer.render("ipxe/noboot.ipxe", &ctx)?
+            "noboot"
         }
         BootAction::Chainload(_) | BootAction::IpxeScript | BootAction::PiInstall(_) => {
             ctx.insert(
                 "reason",
-                "the boot script was asked for by a client that is not iPXE",
+                "a boot script was asked for by a client that does not run one",
             );
-            app.renderer.render("ipxe/noboot.ipxe", &ctx)?
+            "noboot"
         }
     };
-    Ok((text, action))
+    Ok((app.renderer.render(&format.template(page), &ctx)?, action))
 }
 
 /// The URLs a machine calls back on, bound to its install token: the
@@ -229,4 +365,237 @@ pub fn validate_user_data(text: &str) -> Result<()> {
         bail!("user-data has no `autoinstall:` section with `version: 1`");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::{Asker, Cpu, NoBootReason};
+    use crate::inventory::{Event, State};
+    use crate::store::{SqliteStore, Write};
+    use std::sync::Arc;
+
+    const CONFIG: &str = r#"
+[server]
+address = "10.55.0.1"
+http_port = 8080
+data_dir = "/tmp/unused"
+[dhcp]
+mode = "authoritative"
+subnet = "10.55.0.0/24"
+gateway = "10.55.0.1"
+dns = ["10.55.0.1"]
+pool = "10.55.0.200-10.55.0.202"
+lease_time = "1h"
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+load_balancer = "stacked"
+[[machine]]
+mac = "52:54:00:aa:00:01"
+hostname = "cp1"
+role = "control-plane"
+ip = "10.55.0.11"
+[[machine]]
+mac = "52:54:00:aa:00:02"
+hostname = "arm1"
+role = "worker"
+ip = "10.55.0.12"
+platform = "arm64"
+"#;
+
+    const X86: &str = "52:54:00:aa:00:01";
+    const ARM: &str = "52:54:00:aa:00:02";
+
+    fn app() -> (App, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, _) = crate::config::parse(CONFIG).unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let app = App::new(config, None, Some(dir.path().to_path_buf()), store);
+        (app, dir)
+    }
+
+    fn mac(s: &str) -> MacAddr {
+        s.parse().unwrap()
+    }
+
+    /// The line of `text` that starts with `word` (after indentation).
+    fn line<'a>(text: &'a str, word: &str) -> &'a str {
+        text.lines()
+            .map(str::trim_start)
+            .find(|l| l.starts_with(word))
+            .unwrap_or_else(|| panic!("no `{word}` line in:\n{text}"))
+    }
+
+    #[test]
+    fn grub_config_names() {
+        let arm = Some(GrubFile::Machine(mac(ARM)));
+        assert_eq!(
+            GrubFile::from_name("grub/grub.cfg"),
+            Some(GrubFile::Bootstrap)
+        );
+        // Debian/Ubuntu GRUB, Red Hat GRUB, and the bootstrap's `$net_default_mac`.
+        assert_eq!(GrubFile::from_name("grub/grub.cfg-52-54-00-aa-00-02"), arm);
+        assert_eq!(
+            GrubFile::from_name("grub/grub.cfg-01-52-54-00-aa-00-02"),
+            arm
+        );
+        assert_eq!(GrubFile::from_name("grub/grub.cfg-52:54:00:aa:00:02"), arm);
+        // A MAC that itself starts with 01 is still read as six octets.
+        assert_eq!(
+            GrubFile::from_name("grub/grub.cfg-01-02-03-04-05-06"),
+            Some(GrubFile::Machine(mac("01:02:03:04:05:06")))
+        );
+        // What GRUB asks for between the two, and anything else: not generated.
+        for other in [
+            "grub/grub.cfg-0A37000C",
+            "grub/grub.cfg-0A",
+            "grub/grub.cfg-7726a678-7fc0-4853-a4f6-c85ac36a120a",
+            "grub/grub.cfg-",
+            "grub/arm64-efi/normal.mod",
+            "grub.cfg",
+            "other/grub.cfg",
+            "grubx/grub.cfg",
+            "//grub/grub.cfg",
+            "/grub/../grub/grub.cfg",
+        ] {
+            assert_eq!(GrubFile::from_name(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn grub_installs_an_arm64_machine_over_http_with_the_semicolon_escaped() {
+        let (app, _dir) = app();
+        let config = app.config();
+        let (text, action) = grub_cfg(&app, &config, mac(ARM)).unwrap();
+        assert_eq!(
+            action,
+            BootAction::Install {
+                os: crate::config::Os::Ubuntu2404,
+                arch: "arm64",
+                firmware: Firmware::Uefi,
+            }
+        );
+        let linux = line(&text, "if linux ");
+        assert!(
+            linux.contains(" (http,10.55.0.1:8080)/assets/ubuntu-24.04-arm64/vmlinuz "),
+            "{linux}"
+        );
+        assert!(
+            linux.contains(
+                " ds=nocloud-net\\;s=http://10.55.0.1:8080/cloud-init/52-54-00-aa-00-02/ "
+            ),
+            "{linux}"
+        );
+        assert!(linux.contains(" autoinstall "), "{linux}");
+        assert!(
+            linux.contains(" url=http://10.55.0.1:8080/assets/ubuntu-24.04-arm64/live-server.iso "),
+            "{linux}"
+        );
+        // The only bare `;` on the line is the one that ends GRUB's `if`.
+        assert_eq!(linux.matches(';').count(), 2, "{linux}");
+        assert!(linux.ends_with("; then"), "{linux}");
+        // arm64 takes its console from the firmware (SPCR / stdout-path).
+        assert!(!linux.contains("console="), "{linux}");
+        assert_eq!(
+            line(&text, "if initrd "),
+            "if initrd (http,10.55.0.1:8080)/assets/ubuntu-24.04-arm64/initrd; then"
+        );
+        assert!(text.contains("\n        boot\n"), "{text}");
+        // The install token exists now, so the seed this install fetches is bound to it.
+        let token = app.store.install_token(mac(ARM)).unwrap();
+        assert!(app.store.check_install_token(mac(ARM), &token).unwrap());
+    }
+
+    #[test]
+    fn grub_boots_the_disk_once_installed_and_installs_again_after_reimage() {
+        let (app, _dir) = app();
+        let config = app.config();
+        let set = |state| {
+            app.store
+                .write(&[Write::SetState {
+                    mac: mac(ARM),
+                    state,
+                    event: Event::now("test", "state set by the test"),
+                }])
+                .unwrap()
+        };
+        set(State::Installed);
+        let (text, action) = grub_cfg(&app, &config, mac(ARM)).unwrap();
+        assert_eq!(action, BootAction::LocalDisk(Firmware::Uefi));
+        assert!(text.contains("bootherd: arm1 is installed; booting the local disk"));
+        // It starts the installed boot loader (shim first) rather than exiting
+        // to the firmware, which would show its boot manager.
+        assert_eq!(
+            line(&text, "for loader in "),
+            "for loader in /EFI/ubuntu/shimaa64.efi /EFI/ubuntu/grubaa64.efi /EFI/BOOT/BOOTAA64.EFI; do"
+        );
+        assert_eq!(line(&text, "chainloader "), "chainloader \"$loader\"");
+        assert!(!text.contains("linux"), "{text}");
+        assert!(!text.contains("cloud-init"), "{text}");
+        set(State::ReimagePending);
+        let (_, action) = grub_cfg(&app, &config, mac(ARM)).unwrap();
+        assert!(matches!(action, BootAction::Install { arch: "arm64", .. }));
+    }
+
+    #[test]
+    fn grub_gives_an_x86_machine_and_an_unknown_mac_nothing() {
+        let (app, _dir) = app();
+        let config = app.config();
+        let (text, action) = grub_cfg(&app, &config, mac(X86)).unwrap();
+        assert!(matches!(
+            action,
+            BootAction::NoBoot(NoBootReason::PlatformMismatch {
+                client: Cpu::Arm64,
+                ..
+            })
+        ));
+        assert!(text.contains("no network boot for 52-54-00-aa-00-01"));
+        assert!(!text.contains("linux"), "{text}");
+        let (text, action) = grub_cfg(&app, &config, mac("52:54:00:bb:00:09")).unwrap();
+        assert_eq!(action, BootAction::NoBoot(NoBootReason::UnknownMachine));
+        assert!(!text.contains("linux"), "{text}");
+        assert!(!text.contains("cloud-init"), "{text}");
+    }
+
+    #[test]
+    fn the_grub_bootstrap_loads_the_machine_config_by_grubs_mac_variable() {
+        let (app, _dir) = app();
+        let config = app.config();
+        let (text, action) = GrubFile::Bootstrap.render(&app, &config).unwrap();
+        assert_eq!(action, None);
+        assert_eq!(
+            line(&text, "configfile "),
+            "configfile \"${prefix}/grub.cfg-${net_default_mac}\""
+        );
+        // What GRUB substitutes there names the machine's own config.
+        assert_eq!(
+            GrubFile::from_name("grub/grub.cfg-52:54:00:aa:00:02"),
+            Some(GrubFile::Machine(mac(ARM)))
+        );
+    }
+
+    #[test]
+    fn ipxe_keeps_its_bare_semicolon_and_x86_console() {
+        let (app, _dir) = app();
+        let config = app.config();
+        let client = Client {
+            firmware: Firmware::Uefi,
+            cpu: Cpu::X86_64,
+            asker: Asker::IpxeScript,
+            pi: None,
+        };
+        let (text, _) = ipxe_script(&app, &config, Some(mac(X86)), &client).unwrap();
+        let kernel = line(&text, "kernel ");
+        assert!(
+            kernel
+                .contains(" ds=nocloud-net;s=http://10.55.0.1:8080/cloud-init/52-54-00-aa-00-01/ "),
+            "{kernel}"
+        );
+        assert!(
+            kernel.ends_with("console=tty1 console=ttyS0,115200n8"),
+            "{kernel}"
+        );
+    }
 }

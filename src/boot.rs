@@ -32,6 +32,8 @@ pub enum Asker {
     IpxeDhcp,
     /// iPXE fetching its boot script over HTTP.
     IpxeScript,
+    /// GRUB (the arm64 boot program) fetching its per-machine `grub.cfg`.
+    GrubConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,23 +59,44 @@ pub enum BootProgram {
     UndionlyKpxe,
     /// iPXE for x86-64 UEFI with its own drivers.
     IpxeEfi,
-    /// iPXE for arm64 UEFI, using the firmware's network stack.
-    Arm64SnponlyEfi,
+    /// GRUB's network image for arm64 UEFI (Ubuntu's signed
+    /// `grubnetaa64.efi`). No arm64 iPXE build with a published checksum
+    /// exists, so arm64 servers boot through GRUB and a `grub.cfg` per machine.
+    GrubNetAa64,
 }
 
 impl BootProgram {
     pub const ALL: [BootProgram; 3] = [
         BootProgram::UndionlyKpxe,
         BootProgram::IpxeEfi,
-        BootProgram::Arm64SnponlyEfi,
+        BootProgram::GrubNetAa64,
     ];
 
-    /// The name under which TFTP and HTTP serve it.
+    /// The name under which TFTP and HTTP serve it. GRUB's is at the root:
+    /// its embedded prefix `/grub` is relative to the TFTP root.
     pub fn file_name(self) -> &'static str {
         match self {
             BootProgram::UndionlyKpxe => "undionly.kpxe",
             BootProgram::IpxeEfi => "ipxe.efi",
-            BootProgram::Arm64SnponlyEfi => "arm64/snponly.efi",
+            BootProgram::GrubNetAa64 => "grubnetaa64.efi",
+        }
+    }
+
+    /// The boot programs machines of `platform` are handed by their
+    /// firmware (a Raspberry Pi boots its own firmware, none of these).
+    pub fn for_platform(platform: Platform) -> &'static [BootProgram] {
+        match platform {
+            Platform::Amd64 => &[BootProgram::UndionlyKpxe, BootProgram::IpxeEfi],
+            Platform::Arm64 => &[BootProgram::GrubNetAa64],
+            Platform::Rpi4 | Platform::Rpi5 => &[],
+        }
+    }
+
+    /// Its directory in the image cache (`<data_dir>/images/<dir>/`).
+    pub fn cache_dir(self) -> &'static str {
+        match self {
+            BootProgram::UndionlyKpxe | BootProgram::IpxeEfi => "ipxe",
+            BootProgram::GrubNetAa64 => "grub",
         }
     }
 }
@@ -157,16 +180,16 @@ pub fn decide(machine: Option<(&Machine, State)>, client: &Client) -> BootAction
             BootAction::Chainload(match (client.firmware, client.cpu) {
                 (Firmware::Bios, _) => BootProgram::UndionlyKpxe,
                 (Firmware::Uefi, Cpu::X86_64) => BootProgram::IpxeEfi,
-                (Firmware::Uefi, Cpu::Arm64) => BootProgram::Arm64SnponlyEfi,
+                (Firmware::Uefi, Cpu::Arm64) => BootProgram::GrubNetAa64,
             })
         }
         Asker::IpxeDhcp => BootAction::IpxeScript,
-        Asker::IpxeScript if state.install_due() => BootAction::Install {
+        Asker::IpxeScript | Asker::GrubConfig if state.install_due() => BootAction::Install {
             os: machine.os,
             arch: machine.platform.arch(),
             firmware: client.firmware,
         },
-        Asker::IpxeScript => BootAction::LocalDisk(client.firmware),
+        Asker::IpxeScript | Asker::GrubConfig => BootAction::LocalDisk(client.firmware),
     }
 }
 
@@ -268,7 +291,52 @@ mod tests {
         };
         assert_eq!(
             decide(Some((&arm, State::Configured)), &c),
-            BootAction::Chainload(BootProgram::Arm64SnponlyEfi)
+            BootAction::Chainload(BootProgram::GrubNetAa64)
+        );
+    }
+
+    #[test]
+    fn grub_gets_the_same_install_and_local_boot_decisions_as_ipxe() {
+        let m = machine(Platform::Arm64);
+        let grub = Client {
+            firmware: Firmware::Uefi,
+            cpu: Cpu::Arm64,
+            asker: Asker::GrubConfig,
+            pi: None,
+        };
+        let ipxe = Client {
+            asker: Asker::IpxeScript,
+            ..grub
+        };
+        for (state, due) in [
+            (State::Configured, true),
+            (State::Installing, true),
+            (State::ReimagePending, true),
+            (State::Installed, false),
+            (State::Joined, false),
+        ] {
+            let got = decide(Some((&m, state)), &grub);
+            let want = if due {
+                BootAction::Install {
+                    os: Os::Ubuntu2404,
+                    arch: "arm64",
+                    firmware: Firmware::Uefi,
+                }
+            } else {
+                BootAction::LocalDisk(Firmware::Uefi)
+            };
+            assert_eq!(got, want, "{state:?}");
+            assert_eq!(decide(Some((&m, state)), &ipxe), want, "{state:?}");
+        }
+        // GRUB asking for an x86 machine's config, or for an unknown MAC: nothing.
+        let x86 = machine(Platform::Amd64);
+        assert!(matches!(
+            decide(Some((&x86, State::Configured)), &grub),
+            BootAction::NoBoot(NoBootReason::PlatformMismatch { .. })
+        ));
+        assert_eq!(
+            decide(None, &grub),
+            BootAction::NoBoot(NoBootReason::UnknownMachine)
         );
     }
 
@@ -313,7 +381,12 @@ mod tests {
 
     #[test]
     fn unknown_machines_get_no_boot_program() {
-        for asker in [Asker::FirmwarePxe, Asker::IpxeDhcp, Asker::IpxeScript] {
+        for asker in [
+            Asker::FirmwarePxe,
+            Asker::IpxeDhcp,
+            Asker::IpxeScript,
+            Asker::GrubConfig,
+        ] {
             assert_eq!(
                 decide(None, &client(Firmware::Bios, asker)),
                 BootAction::NoBoot(NoBootReason::UnknownMachine)

@@ -1,6 +1,8 @@
-//! The boot-file namespace that TFTP and HTTP both serve, read-only: the iPXE
-//! builds under their well-known names, and everything else from the boot
-//! directory (`[tftp] root`). Hostile names are refused here, once, for both.
+//! The boot-file namespace that TFTP and HTTP both serve, read-only: the boot
+//! programs (iPXE builds, GRUB for arm64) under their well-known names, and
+//! everything else from the boot directory (`[tftp] root`). Hostile names are
+//! refused here, once, for both. (The GRUB configs are generated: see
+//! `artifacts::GrubFile`.)
 
 use crate::boot::BootProgram;
 use crate::config::Config;
@@ -49,11 +51,17 @@ pub fn sanitize(requested: &str) -> Result<PathBuf, BootFileError> {
     Ok(clean)
 }
 
-/// The candidate locations of an iPXE build, in order of preference.
+/// The candidate locations of a boot program, in order of preference: the
+/// image cache, then (for the x86 iPXE builds) Debian's `ipxe` package.
 pub fn program_candidates(config: &Config, program: BootProgram) -> Vec<PathBuf> {
     let name = program.file_name();
-    let mut v = vec![config.server.data_dir.join("images/ipxe").join(name)];
-    if program != BootProgram::Arm64SnponlyEfi {
+    let mut v = vec![config
+        .server
+        .data_dir
+        .join("images")
+        .join(program.cache_dir())
+        .join(name)];
+    if program.cache_dir() == "ipxe" {
         v.push(Path::new(SYSTEM_IPXE_DIR).join(name));
     }
     v

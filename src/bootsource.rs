@@ -130,7 +130,10 @@ pub enum Claim {
 pub type Generator = fn(&App, &Config, Ipv4Addr, &str) -> Claim;
 
 /// Every generator, asked in order; the first that claims a name answers it.
-const GENERATORS: &[Generator] = &[crate::pi::boot_files::claim];
+const GENERATORS: &[Generator] = &[
+    crate::pi::boot_files::claim,
+    crate::artifacts::claim_grub_cfg,
+];
 
 /// Maps a requested name from the client at `client` onto generated
 /// content. `config` is the config in force for this request.

@@ -139,6 +139,8 @@ enum FirmwareArg {
 #[derive(Clone, Copy, ValueEnum)]
 enum RenderWhat {
     Ipxe,
+    /// The `grub.cfg` an arm64 server's GRUB gets.
+    Grub,
     UserData,
     MetaData,
     /// A Raspberry Pi's `config.txt`, as TFTP serves it while its install is due.
@@ -462,6 +464,7 @@ fn render(
             &script_client(Some(platform), None),
         )?
         .0),
+        RenderWhat::Grub => Ok(artifacts::grub_cfg(&app, config, mac)?.0),
         RenderWhat::UserData | RenderWhat::MetaData | RenderWhat::NetworkConfig => {
             let m = machine()?;
             due()?;

@@ -25,6 +25,19 @@ const EMBEDDED: &[(&str, &str)] = &[
         "ipxe/noboot.ipxe",
         include_str!("../templates/ipxe/noboot.ipxe"),
     ),
+    ("grub/grub.cfg", include_str!("../templates/grub/grub.cfg")),
+    (
+        "grub/install.cfg",
+        include_str!("../templates/grub/install.cfg"),
+    ),
+    (
+        "grub/local.cfg",
+        include_str!("../templates/grub/local.cfg"),
+    ),
+    (
+        "grub/noboot.cfg",
+        include_str!("../templates/grub/noboot.cfg"),
+    ),
     (
         "cloud-init/user-data",
         include_str!("../templates/cloud-init/user-data"),

@@ -136,7 +136,7 @@ fn report_missing(
             .map(|p| p.display().to_string())
             .collect();
         tracing::warn!(
-            "missing {}: needed by {}; looked in {}. Place the file there (installer files come from the Ubuntu live-server ISO: casper/vmlinuz, casper/initrd, and the ISO itself; iPXE builds come with Debian's `ipxe` package)",
+            "missing {}: needed by {}; looked in {}. Place the file there (installer files come from the Ubuntu live-server ISO: casper/vmlinuz, casper/initrd, and the ISO itself; iPXE builds come with Debian's `ipxe` package; arm64 GRUB is Ubuntu's signed grubnetaa64.efi)",
             m.what,
             m.needed_by.join(", "),
             looked.join(", ")

@@ -479,3 +479,72 @@ fn secrets_reach_only_the_roles_that_need_them() {
     );
     assert!(!lb.contains(&hash), "a load balancer gets no join material");
 }
+
+/// GRUB's HTTP client finds a file's size only under `Content-Length: `
+/// spelled exactly so; without it, its `linux` command runs out of memory.
+#[test]
+fn header_names_are_title_case_for_grub() {
+    let s = start();
+    let resp = raw_get(&s, "/assets/ubuntu-24.04-amd64/vmlinuz");
+    let head = resp.split("\r\n\r\n").next().unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+    assert!(head.contains("\r\nContent-Length: 6\r\n"), "{head}");
+    assert!(resp.ends_with("\r\n\r\nkernel"), "{resp}");
+}
+
+/// The GRUB configs TFTP serves are also served over HTTP, by the same names.
+#[test]
+fn grub_configs_over_http() {
+    let s = start();
+    let (code, bootstrap) = s.curl(&[&format!("{}/grub/grub.cfg", s.http)]);
+    assert_eq!(code, 200, "{bootstrap}");
+    assert!(
+        bootstrap.contains("configfile \"${prefix}/grub.cfg-${net_default_mac}\""),
+        "{bootstrap}"
+    );
+    // cp1 is an x86 machine: GRUB (arm64 only) gets no boot for it, and no install token.
+    for name in [format!("grub.cfg-01-{MAC}"), format!("grub.cfg-{MAC}")] {
+        let (code, body) = s.curl(&[&format!("{}/grub/{name}", s.http)]);
+        assert_eq!(code, 200, "{body}");
+        assert!(
+            body.contains(&format!("no network boot for {MAC}")),
+            "{body}"
+        );
+        assert!(!body.contains("linux"), "{body}");
+    }
+    let (code, _) = s.curl(&[&format!("{}/grub/grub.cfg-0A37000B", s.http)]);
+    assert_eq!(code, 404);
+    let (code, _) = s.curl(&[&format!("{}/grub/arm64-efi/normal.mod", s.http)]);
+    assert_eq!(code, 404);
+}
+
+/// A keep-alive connection left idle (a machine that rebooted without
+/// closing it) is reset after 15 s, so nothing of it is left for the next
+/// boot's connection from the same port (GRUB reuses its port numbers).
+#[test]
+fn idle_connections_are_reset() {
+    let s = start();
+    let addr = s.http.trim_start_matches("http://");
+    let mut conn = TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "GET /assets/ubuntu-24.04-amd64/vmlinuz HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(40)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = conn.read(&mut buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(head.ends_with("\r\n\r\nkernel"), "{head}");
+    let idle = std::time::Instant::now();
+    let err = conn
+        .read(&mut buf)
+        .expect_err("the server must reset the idle connection, not close it");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+    let after = idle.elapsed();
+    assert!(
+        (14..30).contains(&after.as_secs()),
+        "reset after {after:?}, want about 15 s"
+    );
+}

@@ -747,3 +747,64 @@ ip = "10.0.0.11"
         "{stdout}"
     );
 }
+
+/// The arm64 GRUB entry of the shipped catalog (its pattern and cache path),
+/// pointed at the test server: Ubuntu's uefi directories list names as
+/// `./name` in SHA256SUMS. Fetch and import both leave the image where TFTP
+/// serves `grubnetaa64.efi`.
+#[tokio::test]
+async fn the_arm64_grub_entry_is_fetched_and_imported_to_where_tftp_serves_it() {
+    let mut grub = catalog::builtin()
+        .into_iter()
+        .find(|e| e.name == "grub-grubnetaa64.efi")
+        .expect("the catalog lists arm64 GRUB");
+    let srv = TestServer::start();
+    let image = bytes(700_000, 9);
+    let other = bytes(500_000, 8);
+    let sums = format!(
+        "{}  ./grubaa64.efi.signed\n{}  ./grubnetaa64.efi.signed\n",
+        sha(&other),
+        sha(&image)
+    );
+    srv.route(
+        "/current/SHA256SUMS",
+        Route::File(sums.clone().into_bytes()),
+    );
+    srv.route(
+        "/current/grubnetaa64.efi.signed",
+        Route::File(image.clone()),
+    );
+    srv.route("/current/grubaa64.efi.signed", Route::File(other.clone()));
+    let catalog::Source::Sha256Sums { pattern, .. } = grub.source.clone() else {
+        panic!("arm64 GRUB must be checked against a SHA256SUMS");
+    };
+    grub.source = catalog::Source::Sha256Sums {
+        sums_url: srv.url("/current/SHA256SUMS"),
+        pattern,
+    };
+    let fetched = tempfile::tempdir().unwrap();
+    cache::fetch_entry(&fetch::client(), &grub, fetched.path(), &quick())
+        .await
+        .unwrap();
+    let dest = fetched.path().join("grub/grubnetaa64.efi");
+    assert!(std::fs::read(&dest).unwrap() == image);
+    assert_eq!(
+        bootherd::images::verify::read_record(&dest).as_deref(),
+        Some(sha(&image).as_str())
+    );
+
+    // The same from media holding the archive's files.
+    let media = tempfile::tempdir().unwrap();
+    std::fs::write(media.path().join("SHA256SUMS"), &sums).unwrap();
+    std::fs::write(media.path().join("grubnetaa64.efi.signed"), &image).unwrap();
+    std::fs::write(media.path().join("grubaa64.efi.signed"), &other).unwrap();
+    let imported = tempfile::tempdir().unwrap();
+    let names = bootherd::images::import::import(
+        std::slice::from_ref(&grub),
+        media.path(),
+        imported.path(),
+    )
+    .unwrap();
+    assert_eq!(names, ["grub-grubnetaa64.efi"]);
+    assert!(tree(imported.path()) == tree(fetched.path()));
+}

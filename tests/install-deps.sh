@@ -24,6 +24,7 @@ PKGS=(
     # and a real relay agent between a rack network and bootherd
     dnsmasq isc-dhcp-relay
     e2fsprogs initramfs-tools                           # Pi installer test: the image's ext4 `writable`; a real initramfs-tools initrd
+    qemu-system-arm qemu-efi-aarch64 grub-common        # arm64 UEFI PXE boot (AAVMF), grub-mkimage
 )
 
 missing=()
@@ -36,6 +37,27 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The arm64 lab (tests/e2e_arm64.rs, `tests/lab/lab.sh arm64-kit`) unpacks
+# Debian's arm64 GRUB modules, kernel and static busybox: downloaded through
+# apt (the arm64 architecture added for that), not installed on this host.
+ARM64_DEBS=${BOOTHERD_ARM64_DEBS:-/var/cache/bootherd-tests/arm64}
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    dpkg --add-architecture arm64
+    apt-get update -qq
+fi
+arm64_kernel=$(apt-cache depends linux-image-arm64:arm64 | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { sub(/:arm64$/, "", $2); print $2; exit }')
+[ -n "$arm64_kernel" ] || { echo "cannot resolve linux-image-arm64:arm64 (apt-get update?)" >&2; exit 1; }
+mkdir -p "$ARM64_DEBS"
+for p in grub-efi-arm64-bin busybox-static "$arm64_kernel"; do
+    if ! compgen -G "$ARM64_DEBS/${p}_*_arm64.deb" >/dev/null; then
+        echo "downloading $p:arm64 into $ARM64_DEBS" >&2
+        if ! (cd "$ARM64_DEBS" && apt-get download -qq "$p:arm64"); then
+            echo "could not download $p:arm64" >&2
+            exit 1
+        fi
+    fi
+done
 
 for c in rustfmt clippy; do
     if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then

@@ -41,6 +41,13 @@ mac = "52:54:00:aa:00:01"
 hostname = "cp1"
 role = "control-plane"
 ip = "10.55.0.11"
+
+[[machine]]
+mac = "52:54:00:aa:00:02"
+hostname = "arm1"
+role = "worker"
+ip = "10.55.0.12"
+platform = "arm64"
 "#,
         data = data.display(),
         root = root.display()
@@ -158,6 +165,61 @@ fn require(tools: &[&str]) {
 }
 
 // ---- real clients ----
+
+/// GRUB asks for its config by MAC with an absolute name (`/grub/…`); the
+/// file is generated from the boot decision, with its size in the OACK.
+#[test]
+fn grub_configs_are_generated_per_machine() {
+    require(&["atftp"]);
+    let t = Tftpd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let get = |name: &str| {
+        let out = dir.path().join("got");
+        let _ = std::fs::remove_file(&out);
+        let o = run(Command::new("atftp")
+            .args(["--trace", "--get", "-r", name, "-l"])
+            .arg(&out)
+            .args(["--option", "tsize 0"])
+            .args([t.host(), t.port()]));
+        (
+            o.status.success(),
+            text(&o),
+            std::fs::read(&out).unwrap_or_default(),
+        )
+    };
+    let (ok, trace, body) = get("/grub/grub.cfg-01-52-54-00-aa-00-02");
+    assert!(ok, "{trace}");
+    let cfg = String::from_utf8(body).unwrap();
+    assert!(
+        trace.contains(&format!("tsize: {}", cfg.len())),
+        "no tsize {} in the OACK:\n{trace}",
+        cfg.len()
+    );
+    assert!(cfg.contains("bootherd: installing arm1 (worker)"), "{cfg}");
+    assert!(
+        cfg.contains("ds=nocloud-net\\;s=http://127.0.0.1:8080/cloud-init/52-54-00-aa-00-02/ "),
+        "{cfg}"
+    );
+    // The same machine by the name without `01-`, and the bootstrap config.
+    let (ok, _, again) = get("grub/grub.cfg-52-54-00-aa-00-02");
+    assert!(ok);
+    assert_eq!(String::from_utf8(again).unwrap(), cfg);
+    let (ok, _, bootstrap) = get("/grub/grub.cfg");
+    assert!(ok);
+    assert!(String::from_utf8(bootstrap)
+        .unwrap()
+        .contains("configfile "));
+    // An x86 machine gets no install from GRUB; names GRUB tries by IP are not found.
+    let (ok, _, x86) = get("/grub/grub.cfg-01-52-54-00-aa-00-01");
+    assert!(ok);
+    let x86 = String::from_utf8(x86).unwrap();
+    assert!(
+        x86.contains("no network boot") && !x86.contains("linux"),
+        "{x86}"
+    );
+    let (ok, trace, _) = get("/grub/grub.cfg-0A37000C");
+    assert!(!ok, "{trace}");
+}
 
 #[test]
 fn atftp_blksize_1468_byte_identical() {

@@ -1,4 +1,5 @@
-//! iPXE scripts and cloud-init seeds: ask the boot decision, render the answer.
+//! iPXE scripts, GRUB configs and cloud-init seeds: ask the boot decision,
+//! render the answer.
 
 use super::{AppState, HttpError};
 use crate::artifacts;
@@ -64,6 +65,28 @@ pub async fn ipxe_script(
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         script,
     ))
+}
+
+/// `/grub/grub.cfg` and `/grub/grub.cfg-01-<mac>`: the GRUB configs that TFTP
+/// also serves, for a GRUB whose prefix is bootherd's HTTP server.
+pub async fn grub_cfg(
+    axum::extract::State(app): AppState,
+    Path(file): Path<String>,
+) -> Result<impl IntoResponse, HttpError> {
+    let config = app.config();
+    let grub = artifacts::GrubFile::from_name(&format!("{}/{file}", artifacts::GRUB_PREFIX))
+        .ok_or_else(|| HttpError::not_found(format!("no GRUB config {file}")))?;
+    let (text, action) = grub.render(&app, &config)?;
+    if let (artifacts::GrubFile::Machine(mac), Some(action)) = (grub, action) {
+        let known = config.machine_by_mac(mac).is_some();
+        app.store.write(&[crate::store::Write::Seen {
+            mac,
+            at: crate::inventory::unix_now(),
+            known,
+        }])?;
+        tracing::info!(%mac, ?action, "GRUB config");
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
 }
 
 /// `/cloud-init/<mac>/<file>`: the NoCloud seed, for a configured machine

@@ -1,11 +1,13 @@
 //! The HTTP server (axum): a thin adapter around the boot decision and the
-//! store. `boot` serves iPXE scripts and cloud-init seeds, `assets` streams
+//! store. `boot` serves iPXE scripts, GRUB configs and cloud-init seeds, `assets` streams
 //! installer and boot files (with Range), `api` is the JSON API under `/api/v1/`,
-//! `ui` the status page at `/` and its live stream, `metrics` is `/metrics`.
+//! `ui` the status page at `/` and its live stream, `metrics` is `/metrics`,
+//! `conn` the connection loop (header names in Title-Case, for GRUB).
 
 pub mod api;
 mod assets;
 mod boot;
+mod conn;
 mod metrics;
 mod ui;
 
@@ -29,6 +31,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ui/status.css", get(ui::stylesheet))
         .route("/metrics", get(metrics::metrics))
         .route("/boot.ipxe", get(boot::ipxe_script))
+        .route("/grub/{file}", get(boot::grub_cfg))
         .route("/cloud-init/{mac}/{file}", get(boot::seed))
         .route("/assets/{set}/{file}", get(assets::installer_file))
         .route("/api/v1/health", get(api::health))
@@ -101,12 +104,8 @@ pub async fn serve(app: Arc<App>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen for HTTP on {bind} (is another server using the port? change [server] http_port)"))?;
     tracing::info!("HTTP listening on {bind}");
-    axum::serve(
-        listener,
-        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .await
-    .context("HTTP server failed")
+    conn::serve(listener, router(app)).await;
+    Ok(())
 }
 
 /// An error that becomes an HTTP response with a plain-text reason.

@@ -2,6 +2,7 @@
 //! parsed with serde and checked into [`Entry`] values, so that the rest of
 //! `images` never sees a half-described image.
 
+use crate::boot::BootProgram;
 use crate::config::{Config, Os, Platform};
 use serde::Deserialize;
 use std::path::{Component, Path, PathBuf};
@@ -202,22 +203,18 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 pub fn needed<'a>(catalog: &'a [Entry], config: &Config) -> Vec<(&'a Entry, Vec<String>)> {
     let mut out: Vec<(&Entry, Vec<String>)> = Vec::new();
     for m in &config.machines {
+        let programs = BootProgram::for_platform(m.platform);
         let wants = |e: &Entry| -> bool {
-            match m.platform {
-                Platform::Rpi4 | Platform::Rpi5 => e.kind == Kind::RaspiImage && e.os == Some(m.os),
-                Platform::Amd64 => {
-                    (e.kind == Kind::LiveServerIso
-                        && e.os == Some(m.os)
-                        && e.arch.as_deref() == Some("amd64"))
-                        || ["ipxe/undionly.kpxe", "ipxe/ipxe.efi"]
-                            .contains(&e.dest.to_string_lossy().as_ref())
+            let installer = match m.platform {
+                Platform::Rpi4 | Platform::Rpi5 => e.kind == Kind::RaspiImage,
+                Platform::Amd64 | Platform::Arm64 => {
+                    e.kind == Kind::LiveServerIso && e.arch.as_deref() == Some(m.platform.arch())
                 }
-                Platform::Arm64 => {
-                    e.kind == Kind::LiveServerIso
-                        && e.os == Some(m.os)
-                        && e.arch.as_deref() == Some("arm64")
-                }
-            }
+            };
+            (installer && e.os == Some(m.os))
+                || programs
+                    .iter()
+                    .any(|p| e.dest == Path::new(p.cache_dir()).join(p.file_name()))
         };
         for e in catalog.iter().filter(|e| wants(e)) {
             match out.iter_mut().find(|(n, _)| n.name == e.name) {
@@ -270,6 +267,70 @@ url = "https://e/x"
 sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
 "#;
         assert!(matches!(parse(escaping), Err(CatalogError::Entry { .. })));
+    }
+
+    #[test]
+    fn an_arm64_machine_needs_grub_and_the_arm64_installer_an_x86_one_ipxe() {
+        let catalog = builtin();
+        let machines = |platform: &str| {
+            format!(
+                r#"[server]
+address = "10.55.0.1"
+data_dir = "/tmp/unused"
+[dhcp]
+mode = "authoritative"
+subnet = "10.55.0.0/24"
+gateway = "10.55.0.1"
+pool = "10.55.0.200-10.55.0.202"
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+load_balancer = "stacked"
+[[machine]]
+mac = "52:54:00:aa:00:02"
+hostname = "m1"
+role = "control-plane"
+ip = "10.55.0.12"
+platform = "{platform}"
+"#
+            )
+        };
+        let names = |platform: &str| -> Vec<String> {
+            let (config, _) = crate::config::parse(&machines(platform)).unwrap();
+            needed(&catalog, &config)
+                .into_iter()
+                .map(|(e, hosts)| {
+                    assert_eq!(hosts, ["m1"]);
+                    e.name.clone()
+                })
+                .collect()
+        };
+        assert_eq!(
+            names("arm64"),
+            ["ubuntu-24.04-live-server-arm64", "grub-grubnetaa64.efi"]
+        );
+        assert_eq!(
+            names("amd64"),
+            [
+                "ubuntu-24.04-live-server-amd64",
+                "ipxe-undionly.kpxe",
+                "ipxe-ipxe.efi"
+            ]
+        );
+        // GRUB's entry lands where TFTP serves the program DHCP names.
+        let grub = catalog
+            .iter()
+            .find(|e| e.name == "grub-grubnetaa64.efi")
+            .unwrap();
+        let program = BootProgram::GrubNetAa64;
+        assert_eq!(
+            grub.dest,
+            Path::new(program.cache_dir()).join(program.file_name())
+        );
+        assert!(matches!(&grub.source, Source::Sha256Sums { pattern, .. }
+            if glob_match(pattern, "grubnetaa64.efi.signed")
+                && !glob_match(pattern, "grubaa64.efi.signed")));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! Layout under `<data_dir>/images/`: `<os>-<arch>/{vmlinuz,initrd,live-server.iso}`
 //! for the Ubuntu live-server installers; `ubuntu-24.04-raspi/` for the Pi image
-//! and its extracted `boot/` partition; `ipxe/` for iPXE builds (see `bootfiles`).
+//! and its extracted `boot/` partition; `ipxe/` for iPXE builds and `grub/` for
+//! the arm64 GRUB (see `bootfiles`).
 //! Each downloaded file has a `<file>.sha256` record beside it.
 //!
 //! - `catalog`  — `images/catalog.toml`, compiled in, parsed into checked entries.
@@ -25,7 +26,7 @@ pub mod verify;
 
 use crate::boot::BootProgram;
 use crate::bootfiles;
-use crate::config::{Config, Os, Platform};
+use crate::config::{Config, Os};
 use std::path::PathBuf;
 
 /// The files of the Ubuntu live-server netboot installer.
@@ -111,13 +112,12 @@ pub fn missing(config: &Config) -> Vec<Missing> {
                 let path = boot.join(f);
                 need(path.display().to_string(), vec![path], &m.hostname);
             }
+            // The image the Pi installer streams onto the disk.
+            let image = raspi_image(config);
+            need(image.display().to_string(), vec![image], &m.hostname);
             continue;
         }
-        let programs: &[BootProgram] = match m.platform {
-            Platform::Amd64 => &[BootProgram::UndionlyKpxe, BootProgram::IpxeEfi],
-            _ => &[BootProgram::Arm64SnponlyEfi],
-        };
-        for p in programs {
+        for p in BootProgram::for_platform(m.platform) {
             need(
                 p.file_name().to_string(),
                 bootfiles::program_candidates(config, *p),

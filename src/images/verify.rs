@@ -27,7 +27,10 @@ pub fn parse_sums(text: &str) -> Vec<(String, String)> {
     text.lines()
         .filter_map(|line| {
             let (digest, rest) = line.trim_end().split_once(char::is_whitespace)?;
+            // `*` marks binary mode; some archives (Ubuntu's uefi/ directories)
+            // write names as `./name`.
             let name = rest.trim_start_matches([' ', '*']);
+            let name = name.strip_prefix("./").unwrap_or(name);
             (digest.len() == 64
                 && digest.bytes().all(|b| b.is_ascii_hexdigit())
                 && !name.is_empty())
@@ -91,12 +94,15 @@ mod tests {
     #[test]
     fn sums_lines() {
         let d = "a".repeat(64);
-        let text = format!("{d} *ubuntu.iso\n{d}  other.img.xz\nnot a line\n");
+        let text = format!(
+            "{d} *ubuntu.iso\n{d}  other.img.xz\nnot a line\n{d}  ./grubnetaa64.efi.signed\n"
+        );
         assert_eq!(
             parse_sums(&text),
             vec![
                 (d.clone(), "ubuntu.iso".to_string()),
-                (d, "other.img.xz".to_string())
+                (d.clone(), "other.img.xz".to_string()),
+                (d, "grubnetaa64.efi.signed".to_string())
             ]
         );
     }

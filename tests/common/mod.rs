@@ -5,6 +5,7 @@
 //! namespaces a test makes; they are removed when the handles drop.
 #![allow(dead_code)]
 
+pub mod lab;
 pub mod tftp_client;
 
 use std::path::{Path, PathBuf};

@@ -3,20 +3,31 @@
 # virtual machines that PXE-boot on it. Used by tests/e2e_qemu.rs and
 # examples/demo.sh. Needs root; no KVM (TCG).
 #
-#   lab.sh kernel                      print the stand-in kernel (Debian's vmlinuz)
+#   lab.sh kernel [ROOT]               print the stand-in kernel (Debian's vmlinuz;
+#                                      ROOT: a foreign tree as arm64-kit makes)
+#   lab.sh arm64-kit DIR               the arm64 boot files, from the Debian arm64
+#                                      packages tests/install-deps.sh downloads:
+#                                      DIR/grubnetaa64.efi (GRUB network image,
+#                                      prefix /grub like Ubuntu's signed one),
+#                                      DIR/vmlinuz and DIR/initrd (the stand-in),
+#                                      DIR/local-disk.img (an installed arm64
+#                                      disk: its EFI boot loader prints
+#                                      "BOOTHERD-LOCALDISK: …" and powers off)
 #   lab.sh net-up NS CIDR [BRIDGE]     namespace NS (made if missing) with bridge
 #                                      BRIDGE (default bh0) holding CIDR, and tap0 on it
 #   lab.sh net-down NS                 stop what runs in NS and delete it
 #   lab.sh local-disk IMG              a 1 MiB disk whose boot sector prints
 #                                      "BOOTHERD-LOCALDISK: …" and powers the VM off
-#   lab.sh boot NS --mac MAC --log FILE [--firmware bios|uefi|uefi-http] [--timeout SECS]
+#   lab.sh boot NS --mac MAC --log FILE [--firmware bios|uefi|uefi-http|aavmf] [--timeout SECS]
 #                  [--disk IMG [--disk-if ide|virtio|nvme|sd]] [--until REGEX]
 #                  [--kernel K --initrd I --append ARGS]
 #       runs one VM inside NS on tap0, serial console to FILE, until it powers
 #       off, a serial line matches REGEX (grep -E; the VM is then stopped), or
 #       SECS (default 180) pass. uefi-http is OVMF with its PXE boot options
-#       switched off, so it boots by UEFI HTTP boot. With --kernel it boots that kernel directly
-#       (no PXE), to test the stand-in without bootherd.
+#       switched off, so it boots by UEFI HTTP boot. `aavmf` is an arm64
+#       machine (qemu-system-aarch64 -M virt) with AAVMF, the arm64 UEFI.
+#       With --kernel it boots that kernel directly (no PXE), to test the
+#       stand-in without bootherd.
 #       Exit status: 0 when the VM powered itself off or REGEX matched, 124 on timeout.
 #
 # Nothing leaves the namespace: the bridge has no uplink and no route out.
@@ -28,6 +39,15 @@ source "$here/common.sh"
 
 OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
 OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
+AAVMF_CODE=${AAVMF_CODE:-/usr/share/AAVMF/AAVMF_CODE.fd}
+AAVMF_VARS=${AAVMF_VARS:-/usr/share/AAVMF/AAVMF_VARS.fd}
+# Where tests/install-deps.sh downloads the arm64 packages.
+ARM64_DEBS=${BOOTHERD_ARM64_DEBS:-/var/cache/bootherd-tests/arm64}
+# What the GRUB network image needs built in (bootherd's TFTP serves no GRUB
+# modules, only the configs it generates): the network, the installer's
+# kernel, and finding and starting the boot loader of an installed disk.
+GRUB_NET_MODULES=(normal configfile echo test sleep minicmd net efinet tftp http linux
+    search search_fs_file fat part_gpt part_msdos chain)
 
 die() {
     echo "lab.sh: $*" >&2
@@ -64,6 +84,34 @@ cmd_net_down() {
         kill -KILL "$pid" 2>/dev/null || true
     done
     ip netns del "$ns"
+}
+
+# Unpacks the arm64 packages into DIR/root and makes the arm64 boot files.
+cmd_arm64_kit() {
+    local dir=$1 deb
+    local debs=("$ARM64_DEBS"/*_arm64.deb)
+    [[ -e "${debs[0]}" ]] || die "no arm64 packages in $ARM64_DEBS: run tests/install-deps.sh"
+    command -v grub-mkimage >/dev/null || die "grub-mkimage not found (apt-get install grub-common)"
+    rm -rf "$dir/root"
+    mkdir -p "$dir/root"
+    for deb in "${debs[@]}"; do
+        dpkg-deb -x "$deb" "$dir/root"
+    done
+    grub-mkimage -O arm64-efi -d "$dir/root/usr/lib/grub/arm64-efi" -p /grub \
+        -o "$dir/grubnetaa64.efi" "${GRUB_NET_MODULES[@]}"
+    cp "$(lab_kernel "$dir/root")" "$dir/vmlinuz"
+    "$here/make-initramfs.sh" "$dir/initrd" "$dir/root"
+
+    # The installed disk: a FAT file system with the removable-media boot
+    # loader, a GRUB whose built-in config prints the marker and powers off.
+    local cfg=$dir/local-disk.cfg
+    printf '%s\n' 'echo BOOTHERD-LOCALDISK: booted the local disk' 'halt' >"$cfg"
+    grub-mkimage -O arm64-efi -d "$dir/root/usr/lib/grub/arm64-efi" -p /EFI/BOOT -c "$cfg" \
+        -o "$dir/BOOTAA64.EFI" echo halt
+    rm -f "$dir/local-disk.img"
+    mkfs.vfat -C -n BOOTHERD "$dir/local-disk.img" 16384 >/dev/null
+    mmd -i "$dir/local-disk.img" ::/EFI ::/EFI/BOOT
+    mcopy -i "$dir/local-disk.img" "$dir/BOOTAA64.EFI" ::/EFI/BOOT/BOOTAA64.EFI
 }
 
 # A boot sector in hand-assembled 16-bit code (no assembler needed): write a
@@ -107,12 +155,15 @@ cmd_boot() {
     done
     [[ -n "$mac" && -n "$log" ]] || die "boot: --mac and --log are required"
 
+    local qemu=qemu-system-x86_64
     local args=(-accel tcg -m 1024 -nographic -no-reboot -monitor none
         -serial "file:$log"
-        -netdev "tap,id=n0,ifname=tap0,script=no,downscript=no"
-        # Lets the local-disk boot sector end the VM (see cmd_local_disk).
-        -device "isa-debug-exit,iobase=0xf4,iosize=0x04")
+        -netdev "tap,id=n0,ifname=tap0,script=no,downscript=no")
     local vars=""
+    if [[ "$firmware" != aavmf ]]; then
+        # Lets the local-disk boot sector end the VM (see cmd_local_disk).
+        args+=(-device "isa-debug-exit,iobase=0xf4,iosize=0x04")
+    fi
     case "$firmware" in
         bios)
             # SeaBIOS runs the iPXE ROM of the virtio NIC (ipxe-qemu).
@@ -134,9 +185,25 @@ cmd_boot() {
                 -drive "if=pflash,format=raw,file=$vars"
                 -device "virtio-net-pci,netdev=n0,mac=$mac,romfile=")
             ;;
-        *) die "boot: --firmware must be bios, uefi or uefi-http" ;;
+        aavmf)
+            [[ -r "$AAVMF_CODE" && -r "$AAVMF_VARS" ]] || die "AAVMF not found (apt-get install qemu-efi-aarch64)"
+            qemu="qemu-system-aarch64"
+            vars=$(mktemp --suffix=.aavmf-vars.fd)
+            cp "$AAVMF_VARS" "$vars"
+            # cortex-a57 rather than `max`: under TCG, max's pointer
+            # authentication makes every function call expensive.
+            args+=(-M virt -cpu cortex-a57
+                -drive "if=pflash,format=raw,readonly=on,file=$AAVMF_CODE"
+                -drive "if=pflash,format=raw,file=$vars"
+                -device "virtio-net-pci,netdev=n0,mac=$mac,romfile=,bootindex=0")
+            ;;
+        *) die "boot: --firmware must be bios, uefi, uefi-http or aavmf" ;;
     esac
-    if [[ -n "$disk" ]]; then
+    if [[ -n "$disk" && "$firmware" == aavmf ]]; then
+        # Network first, as on a machine bootherd provisions.
+        args+=(-drive "if=none,id=d0,format=raw,file=$disk"
+            -device "virtio-blk-pci,drive=d0,bootindex=1")
+    elif [[ -n "$disk" ]]; then
         case "$disk_if" in
             nvme)
                 args+=(-drive "file=$disk,format=raw,if=none,id=disk0"
@@ -163,7 +230,7 @@ cmd_boot() {
     # shellcheck disable=SC2064 # expand now: these locals are gone at EXIT
     trap "[[ -z \"\${qpid:-}\" ]] || kill -TERM \"\$qpid\" 2>/dev/null || true; rm -f '$vars'" EXIT
     trap 'exit 143' TERM INT HUP
-    timeout -k 5 "$secs" ip netns exec "$ns" qemu-system-x86_64 "${args[@]}" </dev/null &
+    timeout -k 5 "$secs" ip netns exec "$ns" "$qemu" "${args[@]}" </dev/null &
     qpid=$!
     if [[ -n "$until" ]]; then
         # A firmware that does not power off (UEFI after iPXE's `exit` goes on
@@ -193,7 +260,8 @@ cmd_boot() {
 sub=$1
 shift
 case "$sub" in
-    kernel) lab_kernel ;;
+    kernel) lab_kernel "${1:-}" ;;
+    arm64-kit) [[ $# -eq 1 ]] || die "arm64-kit DIR"; cmd_arm64_kit "$1" ;;
     net-up) [[ $# -ge 2 ]] || die "net-up NS CIDR [BRIDGE]"; cmd_net_up "$@" ;;
     net-down) [[ $# -eq 1 ]] || die "net-down NS"; cmd_net_down "$1" ;;
     local-disk) [[ $# -eq 1 ]] || die "local-disk IMG"; cmd_local_disk "$1" ;;

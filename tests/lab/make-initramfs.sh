@@ -4,39 +4,52 @@
 # install-finished callback and powers off. It boots with the Debian kernel
 # (linux-image-amd64) in place of Ubuntu's installer kernel.
 #
-#   tests/lab/make-initramfs.sh OUT.cpio.gz
+#   tests/lab/make-initramfs.sh OUT.cpio.gz [ROOT]
 #
-# The kernel version is the one tests/lab/common.sh picks (BOOTHERD_LAB_KVER
+# Without ROOT it is for the host's architecture: the host's static busybox and
+# the modules of the kernel tests/lab/common.sh picks (BOOTHERD_LAB_KVER
 # overrides); the kernel to boot with it is printed by `tests/lab/lab.sh kernel`.
+# With ROOT, a Debian tree of another architecture unpacked from its packages
+# (`lab.sh arm64-kit`): its busybox-static and its kernel's modules.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$here/common.sh"
 
-if [[ $# -ne 1 ]]; then
-    echo "usage: $0 OUT.cpio.gz" >&2
+if [[ $# -lt 1 || $# -gt 2 ]]; then
+    echo "usage: $0 OUT.cpio.gz [ROOT]" >&2
     exit 2
 fi
 out=$1
+foreign=${2:-}
 
-# A dynamic busybox would need its libc in the initramfs too. ldd fails on a
-# static binary (and `file` is not on every fresh machine).
-is_static() { [[ -x "$1" ]] && ! ldd "$1" >/dev/null 2>&1; }
-busybox=$(command -v busybox || true)
-if [[ -z "$busybox" ]] || ! is_static "$busybox"; then
-    busybox=/bin/busybox
-    is_static "$busybox" || {
-        echo "need a static busybox (apt-get install busybox-static)" >&2
+if [[ -n "$foreign" ]]; then
+    # busybox-static of that architecture (ldd cannot judge a foreign binary).
+    busybox=$foreign/bin/busybox
+    [[ -f "$busybox" ]] || {
+        echo "no $busybox: unpack busybox-static of that architecture into $foreign" >&2
         exit 1
     }
+else
+    # A dynamic busybox would need its libc in the initramfs too. ldd fails on a
+    # static binary (and `file` is not on every fresh machine).
+    is_static() { [[ -x "$1" ]] && ! ldd "$1" >/dev/null 2>&1; }
+    busybox=$(command -v busybox || true)
+    if [[ -z "$busybox" ]] || ! is_static "$busybox"; then
+        busybox=/bin/busybox
+        is_static "$busybox" || {
+            echo "need a static busybox (apt-get install busybox-static)" >&2
+            exit 1
+        }
+    fi
 fi
 for tool in cpio gzip; do
     command -v "$tool" >/dev/null || { echo "need $tool" >&2; exit 1; }
 done
 
-kver=$(lab_kernel_version)
-moddir=/lib/modules/$kver
+kver=$(lab_kernel_version "$foreign")
+moddir=$foreign/lib/modules/$kver
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT

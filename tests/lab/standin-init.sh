@@ -6,9 +6,9 @@
 # check it, post the install-finished callback, power off.
 #
 # Every outcome is a line starting with "BOOTHERD-STANDIN:" on the console (the
-# serial port: console=ttyS0 comes last on the command line); the tests and the
-# demo grep for them. PID 1 must never exit (the kernel would panic), so every
-# path ends in `poweroff -f`.
+# serial port: x86 names console=ttyS0 last on the command line, arm64 takes it
+# from the firmware); the tests and the demo grep for them. PID 1 must never
+# exit (the kernel would panic), so every path ends in `poweroff -f`.
 
 /bin/busybox --install -s /bin
 export PATH=/bin
