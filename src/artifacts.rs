@@ -371,46 +371,19 @@ pub fn validate_user_data(text: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::boot::{Asker, Cpu, NoBootReason};
+    use crate::config::testing::{lab_with, machine_toml};
     use crate::inventory::{Event, State};
     use crate::store::{SqliteStore, Write};
     use std::sync::Arc;
-
-    const CONFIG: &str = r#"
-[server]
-address = "10.55.0.1"
-http_port = 8080
-data_dir = "/tmp/unused"
-[dhcp]
-mode = "authoritative"
-subnet = "10.55.0.0/24"
-gateway = "10.55.0.1"
-dns = ["10.55.0.1"]
-pool = "10.55.0.200-10.55.0.202"
-lease_time = "1h"
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.55.0.100:6443"
-load_balancer = "stacked"
-[[machine]]
-mac = "52:54:00:aa:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.55.0.11"
-[[machine]]
-mac = "52:54:00:aa:00:02"
-hostname = "arm1"
-role = "worker"
-ip = "10.55.0.12"
-platform = "arm64"
-"#;
 
     const X86: &str = "52:54:00:aa:00:01";
     const ARM: &str = "52:54:00:aa:00:02";
 
     fn app() -> (App, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let (config, _) = crate::config::parse(CONFIG).unwrap();
+        let arm1 = machine_toml("52:54:00:aa:00:02", "arm1", "worker", "10.55.0.12")
+            + "platform = \"arm64\"\n";
+        let config = lab_with(&arm1);
         let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let app = App::new(config, None, Some(dir.path().to_path_buf()), store);
         (app, dir)

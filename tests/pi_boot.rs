@@ -466,31 +466,9 @@ impl PiTftpd {
             .local_addr()
             .unwrap()
             .port();
-        let text = format!(
-            r#"[server]
-interface = "lo"
-address = "127.0.0.1"
-data_dir = "{data}"
-
-[dhcp]
-mode = "off"
-
-[tftp]
-port = {port}
-root = "{root}"
-
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.55.0.100:6443"
-load_balancer = "stacked"
-
-{cp}{pi}"#,
-            data = data.display(),
-            root = root.display(),
-            cp = machine("52:54:00:aa:00:01", "cp1", "control-plane", "10.55.0.11"),
-            pi = pi_machine(PI4_MAC, "pi4", "10.55.0.31", "rpi4", Some("9FFEFDEF")),
-        );
+        let machines = machine("52:54:00:aa:00:01", "cp1", "control-plane", "10.55.0.11")
+            + &pi_machine(PI4_MAC, "pi4", "10.55.0.31", "rpi4", Some("9FFEFDEF"));
+        let text = tftp_only_config(&data, &root, port, &machines);
         let (config, _) =
             bootherd::config::parse(&text).unwrap_or_else(|e| panic!("test config: {e:?}"));
         let store = SqliteStore::open(&data).unwrap();

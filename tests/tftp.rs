@@ -17,41 +17,10 @@ const SECRET: &[u8] = b"TOP-SECRET-OUTSIDE-THE-ROOT\n";
 
 /// An `App` whose config serves `root` over TFTP on 127.0.0.1:`port` (no DHCP).
 fn tftp_app(data: &std::path::Path, root: &std::path::Path, port: u16) -> Arc<bootherd::app::App> {
-    let text = format!(
-        r#"[server]
-interface = "lo"
-address = "127.0.0.1"
-data_dir = "{data}"
-
-[dhcp]
-mode = "off"
-
-[tftp]
-port = {port}
-root = "{root}"
-
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.55.0.100:6443"
-load_balancer = "stacked"
-
-[[machine]]
-mac = "52:54:00:aa:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.55.0.11"
-
-[[machine]]
-mac = "52:54:00:aa:00:02"
-hostname = "arm1"
-role = "worker"
-ip = "10.55.0.12"
-platform = "arm64"
-"#,
-        data = data.display(),
-        root = root.display()
-    );
+    let machines = common::machine("52:54:00:aa:00:01", "cp1", "control-plane", "10.55.0.11")
+        + &common::machine("52:54:00:aa:00:02", "arm1", "worker", "10.55.0.12")
+        + "platform = \"arm64\"\n";
+    let text = common::tftp_only_config(data, root, port, &machines);
     let (config, _) =
         bootherd::config::parse(&text).unwrap_or_else(|e| panic!("test config: {e:?}"));
     let store = bootherd::store::SqliteStore::open(data).unwrap();

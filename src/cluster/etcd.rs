@@ -460,6 +460,7 @@ pub async fn prepare_control_plane_reimage(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::testing::{machine_toml, parse, NET10, STACKED};
 
     fn members(names: &[&str]) -> Vec<Member> {
         names
@@ -518,33 +519,9 @@ mod tests {
 
     #[test]
     fn production_endpoints_are_the_control_planes_on_2379() {
-        let (config, _) = crate::config::parse(
-            r#"[server]
-address = "10.0.0.2"
-data_dir = "/nonexistent"
-[dhcp]
-subnet = "10.0.0.0/24"
-pool = "10.0.0.200-10.0.0.250"
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.0.0.100:6443"
-pod_cidr = "10.244.0.0/16"
-service_cidr = "10.96.0.0/12"
-load_balancer = "stacked"
-[[machine]]
-mac = "52:54:00:aa:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.0.0.11"
-[[machine]]
-mac = "52:54:00:aa:00:31"
-hostname = "w1"
-role = "worker"
-ip = "10.0.0.31"
-"#,
-        )
-        .unwrap();
+        let cp1 = machine_toml("52:54:00:aa:00:01", "cp1", "control-plane", "10.0.0.11");
+        let w1 = machine_toml("52:54:00:aa:00:31", "w1", "worker", "10.0.0.31");
+        let config = parse(&format!("{NET10}{STACKED}{cp1}{w1}"));
         assert_eq!(
             EtcdEndpoints::from_config(&config),
             EtcdEndpoints::new(vec![("cp1".into(), "https://10.0.0.11:2379".into())])

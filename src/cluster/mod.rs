@@ -275,39 +275,21 @@ fn create(data_dir: &Path, dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::testing::{machine_toml, parse, NET10};
 
-    const CONFIG: &str = r#"[server]
-address = "10.0.0.2"
-data_dir = "/nonexistent"
-[dhcp]
-subnet = "10.0.0.0/24"
-pool = "10.0.0.200-10.0.0.250"
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.0.0.100:6443"
-pod_cidr = "10.244.0.0/16"
-service_cidr = "10.96.0.0/12"
-[[machine]]
-mac = "52:54:00:aa:00:21"
-hostname = "lb1"
-role = "load-balancer"
-ip = "10.0.0.21"
-[[machine]]
-mac = "52:54:00:aa:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.0.0.11"
-[[machine]]
-mac = "52:54:00:aa:00:31"
-hostname = "w1"
-role = "worker"
-ip = "10.0.0.31"
-"#;
+    fn config() -> Config {
+        let machines = [
+            ("52:54:00:aa:00:21", "lb1", "load-balancer", "10.0.0.21"),
+            ("52:54:00:aa:00:01", "cp1", "control-plane", "10.0.0.11"),
+            ("52:54:00:aa:00:31", "w1", "worker", "10.0.0.31"),
+        ]
+        .map(|(mac, host, role, ip)| machine_toml(mac, host, role, ip));
+        parse(&format!("{NET10}{}", machines.concat()))
+    }
 
     fn secrets() -> (tempfile::TempDir, Config, Secrets) {
         let dir = tempfile::tempdir().unwrap();
-        let (mut config, _) = crate::config::parse(CONFIG).unwrap();
+        let mut config = config();
         config.server.data_dir = dir.path().to_path_buf();
         let s = Secrets::load_or_create(&config).unwrap();
         (dir, config, s)

@@ -2,6 +2,8 @@
 //! trusts. `wire` holds what serde reads; `validate` turns one into the other
 //! and refuses mistakes with the line and the fix.
 
+#[cfg(test)]
+pub mod testing;
 mod validate;
 mod wire;
 

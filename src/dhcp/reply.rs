@@ -236,16 +236,12 @@ fn message(
 mod tests {
     use super::*;
     use crate::boot::{BootProgram, Cpu, Firmware, NoBootReason};
+    use crate::config::testing;
     use crate::dhcp::packet::{parse, tests::request_bytes};
     use dhcproto::Decodable;
 
     pub fn config() -> Config {
-        let text = r#"
-[server]
-address = "10.55.0.1"
-http_port = 8080
-data_dir = "/tmp/unused"
-[dhcp]
+        let dhcp = r#"[dhcp]
 mode = "authoritative"
 subnet = "10.55.0.0/24"
 gateway = "10.55.0.1"
@@ -253,18 +249,8 @@ dns = ["10.55.0.1", "10.55.0.2"]
 domain = "lab.example"
 pool = "10.55.0.200-10.55.0.250"
 lease_time = "1h"
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.55.0.100:6443"
-load_balancer = "stacked"
-[[machine]]
-mac = "52:54:00:aa:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.55.0.11"
 "#;
-        crate::config::parse(text).map(|(c, _)| c).unwrap()
+        testing::parse(&testing::lab_text(dhcp, &testing::cp1()))
     }
 
     fn decode(bytes: &[u8]) -> Message {

@@ -2,34 +2,16 @@
 
 use super::packet::tests::request_bytes;
 use super::*;
+use crate::config::testing::{cp1, lab_text, lab_text_with, machine_toml, parse};
 use crate::inventory::{Event, State};
 use crate::store::SqliteStore;
 use dhcproto::v4::{DhcpOption, Message, OptionCode};
 use dhcproto::Decodable;
 
-const CONFIG: &str = r#"
-[server]
-address = "10.55.0.1"
-http_port = 8080
-data_dir = "/tmp/unused"
-[dhcp]
-mode = "authoritative"
-subnet = "10.55.0.0/24"
-gateway = "10.55.0.1"
-dns = ["10.55.0.1"]
-pool = "10.55.0.200-10.55.0.202"
-lease_time = "1h"
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.55.0.100:6443"
-load_balancer = "stacked"
-[[machine]]
-mac = "52:54:00:aa:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.55.0.11"
-"#;
+/// The lab: pool 10.55.0.200-10.55.0.202 and control plane cp1.
+fn config_text() -> String {
+    lab_text_with("")
+}
 
 const CP1: [u8; 6] = [0x52, 0x54, 0, 0xaa, 0, 1];
 const UNKNOWN: [u8; 6] = [0x52, 0x54, 0, 0xbb, 0, 7];
@@ -43,12 +25,12 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    fixture_with(CONFIG)
+    fixture_with(&config_text())
 }
 
 fn fixture_with(text: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _) = crate::config::parse(text).unwrap();
+    let config = parse(text);
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let app = Arc::new(App::new(
         config,
@@ -429,12 +411,8 @@ fn malformed_packets_change_nothing() {
 
 /// bootherd on 10.55.0.0/24, and a rack network 10.66.0.0/24 behind a relay
 /// at 10.66.0.1 with worker w1 reserved in it.
-const RELAYED: &str = r#"
-[server]
-address = "10.55.0.1"
-http_port = 8080
-data_dir = "/tmp/unused"
-[dhcp]
+fn relayed() -> String {
+    let dhcp = r#"[dhcp]
 mode = "authoritative"
 lease_time = "1h"
 [[dhcp.subnet]]
@@ -447,22 +425,10 @@ subnet = "10.66.0.0/24"
 gateway = "10.66.0.1"
 dns = ["10.66.0.53"]
 pool = "10.66.0.100-10.66.0.110"
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.55.0.100:6443"
-load_balancer = "stacked"
-[[machine]]
-mac = "52:54:00:aa:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.55.0.11"
-[[machine]]
-mac = "52:54:00:aa:00:21"
-hostname = "w1"
-role = "worker"
-ip = "10.66.0.21"
 "#;
+    let w1 = machine_toml("52:54:00:aa:00:21", "w1", "worker", "10.66.0.21");
+    lab_text(dhcp, &(cp1() + &w1))
+}
 
 const W1: [u8; 6] = [0x52, 0x54, 0, 0xaa, 0, 0x21];
 
@@ -477,7 +443,7 @@ fn relayed_by(mut packet: Vec<u8>, relay: [u8; 4]) -> Vec<u8> {
 
 #[test]
 fn each_relay_is_served_from_the_subnet_that_contains_it() {
-    let mut f = fixture_with(RELAYED);
+    let mut f = fixture_with(&relayed());
     let agent: &[u8] = &[1, 3, b'r', b'2', b'4', 2, 2, 0xbe, 0xef];
     // An unknown machine behind the rack relay: that rack's pool and options.
     let discover = relayed_by(request_bytes(1, UNKNOWN, &[(82, agent)]), [10, 66, 0, 1]);
@@ -551,7 +517,7 @@ fn each_relay_is_served_from_the_subnet_that_contains_it() {
 
 #[test]
 fn a_reservation_applies_on_its_own_subnet_only() {
-    let mut f = fixture_with(RELAYED);
+    let mut f = fixture_with(&relayed());
     let via_rack = relayed_by(request_bytes(1, W1, &[]), [10, 66, 0, 1]);
     assert_eq!(f.exchange(&via_rack).unwrap().yiaddr(), ip("10.66.0.21"));
     // Plugged into the provisioning network by mistake: a local pool
@@ -563,26 +529,14 @@ fn a_reservation_applies_on_its_own_subnet_only() {
     assert!(f.send(&stray).is_none());
 }
 
-const PROXY: &str = r#"
-[server]
-address = "10.55.0.1"
-http_port = 8080
-data_dir = "/tmp/unused"
-[dhcp]
+fn proxy() -> String {
+    let dhcp = r#"[dhcp]
 mode = "proxy"
 subnet = "10.55.0.0/24"
 gateway = "10.55.0.254"
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.55.0.100:6443"
-load_balancer = "stacked"
-[[machine]]
-mac = "52:54:00:aa:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.55.0.11"
 "#;
+    lab_text(dhcp, &cp1())
+}
 
 fn boot_server_from() -> SocketAddr {
     "10.55.0.150:4011".parse().unwrap()
@@ -590,7 +544,7 @@ fn boot_server_from() -> SocketAddr {
 
 #[test]
 fn proxy_offers_carry_boot_information_and_no_address() {
-    let mut f = fixture_with(PROXY);
+    let mut f = fixture_with(&proxy());
     let guid: &[u8] = b"\0abcdefghijklmnop";
     let bios: &[(u8, &[u8])] = &[
         (60, b"PXEClient:Arch:00000:UNDI:002001"),
@@ -671,7 +625,7 @@ fn proxy_offers_carry_boot_information_and_no_address() {
 
 #[test]
 fn the_boot_server_port_acknowledges_with_the_boot_file() {
-    let mut f = fixture_with(PROXY);
+    let mut f = fixture_with(&proxy());
     let uefi: &[(u8, &[u8])] = &[(60, b"PXEClient:Arch:00007:UNDI:003016"), (93, &[0, 7])];
     let mut request = request_bytes(3, CP1, uefi);
     request[12..16].copy_from_slice(&[10, 55, 0, 150]);
@@ -713,7 +667,7 @@ fn the_boot_server_port_acknowledges_with_the_boot_file() {
 
 #[test]
 fn the_proxy_stays_silent_for_everything_that_is_not_its_business() {
-    let mut f = fixture_with(PROXY);
+    let mut f = fixture_with(&proxy());
     let pxe: &[(u8, &[u8])] = &[(60, b"PXEClient:Arch:00000:UNDI:002001"), (93, &[0, 0])];
     // A plain client, an unknown PXE machine, a REQUEST to the site's server.
     let plain = f.send(&request_bytes(1, CP1, &[(55, &[1, 3])]));
@@ -765,12 +719,13 @@ fn the_proxy_stays_silent_for_everything_that_is_not_its_business() {
 fn a_single_network_serves_local_broadcasts_even_off_the_server_address() {
     // `check` warns about this layout, but it served before several subnets
     // existed and must keep serving.
-    let mut f = fixture_with(&CONFIG.replace("address = \"10.55.0.1\"", "address = \"10.56.0.1\""));
+    let mut f =
+        fixture_with(&config_text().replace("address = \"10.55.0.1\"", "address = \"10.56.0.1\""));
     let offer = f.exchange(&request_bytes(1, UNKNOWN, &[])).unwrap();
     assert_eq!(offer.yiaddr(), ip("10.55.0.200"));
     // Several networks: a local broadcast belongs to bootherd's own, and
     // with none containing bootherd's address it is not served.
     let mut f =
-        fixture_with(&RELAYED.replace("address = \"10.55.0.1\"", "address = \"10.56.0.1\""));
+        fixture_with(&relayed().replace("address = \"10.55.0.1\"", "address = \"10.56.0.1\""));
     assert!(f.send(&request_bytes(1, UNKNOWN, &[])).is_none());
 }

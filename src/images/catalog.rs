@@ -230,6 +230,7 @@ pub fn needed<'a>(catalog: &'a [Entry], config: &Config) -> Vec<(&'a Entry, Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::testing::{self, dhcp, lab_text, machine_toml};
 
     #[test]
     fn builtin_catalog_is_valid() {
@@ -273,31 +274,14 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
     fn an_arm64_machine_needs_grub_and_the_arm64_installer_an_x86_one_ipxe() {
         let catalog = builtin();
         let machines = |platform: &str| {
-            format!(
-                r#"[server]
-address = "10.55.0.1"
-data_dir = "/tmp/unused"
-[dhcp]
-mode = "authoritative"
-subnet = "10.55.0.0/24"
-gateway = "10.55.0.1"
-pool = "10.55.0.200-10.55.0.202"
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.55.0.100:6443"
-load_balancer = "stacked"
-[[machine]]
-mac = "52:54:00:aa:00:02"
-hostname = "m1"
-role = "control-plane"
-ip = "10.55.0.12"
-platform = "{platform}"
-"#
+            let m1 = machine_toml("52:54:00:aa:00:02", "m1", "control-plane", "10.55.0.12");
+            lab_text(
+                &dhcp("10.55.0.200-10.55.0.202"),
+                &format!("{m1}platform = \"{platform}\"\n"),
             )
         };
         let names = |platform: &str| -> Vec<String> {
-            let (config, _) = crate::config::parse(&machines(platform)).unwrap();
+            let config = testing::parse(&machines(platform));
             needed(&catalog, &config)
                 .into_iter()
                 .map(|(e, hosts)| {

@@ -88,22 +88,8 @@ impl ClusterSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::testing::{dhcp, machine_toml, parse, CLUSTER, SERVER};
     use crate::mac::MacAddr;
-
-    const CONFIG: &str = r#"
-[server]
-address = "10.55.0.1"
-http_port = 8080
-data_dir = "/tmp/unused"
-[dhcp]
-mode = "authoritative"
-subnet = "10.55.0.0/24"
-pool = "10.55.0.200-10.55.0.202"
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.55.0.100:6443"
-"#;
 
     fn row(n: u8, role: Role, state: State) -> MachineRow {
         MachineRow {
@@ -121,18 +107,22 @@ endpoint = "10.55.0.100:6443"
     }
 
     fn config() -> Config {
-        let mut text = CONFIG.to_string();
+        // No STACKED: the load balancer m21 holds the VIP.
+        let mut text = format!("{SERVER}{}{CLUSTER}", dhcp("10.55.0.200-10.55.0.202"));
         for (n, role) in [
             (11, "control-plane"),
             (12, "control-plane"),
             (13, "control-plane"),
             (21, "load-balancer"),
         ] {
-            text.push_str(&format!(
-                "[[machine]]\nmac = \"52:54:00:00:00:{n}\"\nhostname = \"m{n}\"\nrole = \"{role}\"\nip = \"10.55.0.{n}\"\n"
+            text.push_str(&machine_toml(
+                &format!("52:54:00:00:00:{n}"),
+                &format!("m{n}"),
+                role,
+                &format!("10.55.0.{n}"),
             ));
         }
-        crate::config::parse(&text).unwrap().0
+        parse(&text)
     }
 
     #[test]

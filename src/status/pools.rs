@@ -39,30 +39,11 @@ pub fn usage(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::testing::{cp1, dhcp, lab_text, parse};
 
     #[test]
     fn in_use_and_free_count_live_leases_and_quarantine() {
-        let text = r#"
-[server]
-address = "10.55.0.1"
-http_port = 8080
-data_dir = "/tmp/unused"
-[dhcp]
-mode = "authoritative"
-subnet = "10.55.0.0/24"
-pool = "10.55.0.200-10.55.0.209"
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.55.0.100:6443"
-load_balancer = "stacked"
-[[machine]]
-mac = "52:54:00:aa:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.55.0.11"
-"#;
-        let (config, _) = crate::config::parse(text).unwrap();
+        let config = parse(&lab_text(&dhcp("10.55.0.200-10.55.0.209"), &cp1()));
         let lease = |last: u8, expires| Lease {
             ip: Ipv4Addr::new(10, 55, 0, last),
             mac: crate::mac::MacAddr([0x52, 0x54, 0, 0, 1, last]),

@@ -356,6 +356,34 @@ load_balancer = "stacked"
     )
 }
 
+/// A config that serves TFTP only, from `root` on 127.0.0.1:`port` (no DHCP),
+/// with its data in `data`.
+pub fn tftp_only_config(data: &Path, root: &Path, port: u16, machines: &str) -> String {
+    format!(
+        r#"[server]
+interface = "lo"
+address = "127.0.0.1"
+data_dir = "{data}"
+
+[dhcp]
+mode = "off"
+
+[tftp]
+port = {port}
+root = "{root}"
+
+[cluster]
+name = "lab"
+kubernetes_version = "1.31"
+endpoint = "10.55.0.100:6443"
+load_balancer = "stacked"
+
+{machines}"#,
+        data = data.display(),
+        root = root.display()
+    )
+}
+
 /// A `[[machine]]` table.
 pub fn machine(mac: &str, hostname: &str, role: &str, ip: &str) -> String {
     format!("[[machine]]\nmac = \"{mac}\"\nhostname = \"{hostname}\"\nrole = \"{role}\"\nip = \"{ip}\"\n\n")
