@@ -89,7 +89,7 @@ pub fn progress(state: State, events: &[Event]) -> Option<Progress> {
                 None => p(5, "installer started"),
             }
         }
-        State::Installed => p(90, "first boot: joining the cluster"),
+        State::Installed => p(90, "installed; first boot joins the cluster"),
         State::Joined => p(100, "joined"),
     }
 }
