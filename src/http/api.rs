@@ -134,8 +134,14 @@ pub async fn install_finished(
 ) -> Result<StatusCode, HttpError> {
     let config = app.config();
     let (mac, state) = installer_caller(&app, &config, &id, q.token.as_deref())?;
-    // Once per install: after success is reported the machine is no longer
-    // due an install, and a repeated post is refused.
+    // Once per install. A repeat while the machine is still `installed` is
+    // the same installer retrying after its first reply was lost (the Pi
+    // installer wipes the disk when it cannot tell bootherd): acknowledge it
+    // and record nothing. Once joined, that install is long over.
+    if state == State::Installed {
+        tracing::info!(%mac, "install success reported again: already recorded");
+        return Ok(StatusCode::NO_CONTENT);
+    }
     if !state.install_due() {
         return Err(HttpError::new(
             StatusCode::FORBIDDEN,
