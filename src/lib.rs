@@ -24,7 +24,7 @@
 //! - `operator`  — the operator token that guards API writes.
 //! - `dhcp`      — the DHCP server: client classification, leases, replies, relayed subnets, proxyDHCP (ports 67 and 4011).
 //! - `tftp`      — the read-only TFTP server (its own engine on tokio).
-//! - `http`      — the HTTP server: boot scripts, cloud-init seeds, assets, JSON API.
+//! - `http`      — the HTTP server: boot scripts, GRUB configs, cloud-init seeds, assets, JSON API, status page, `/metrics`.
 //! - `serve`     — starts the services and handles reloads.
 //! - `cli`       — the command line (clap).
 
