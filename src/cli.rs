@@ -331,20 +331,22 @@ async fn images_command(
     command: &ImagesCommand,
 ) -> Result<ExitCode> {
     use crate::images::{cache, catalog, fetch, import};
+    let custom;
     let entries = match catalog_file {
         None => catalog::builtin(),
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read the catalog {}", p.display()))?;
-            catalog::parse(&text).with_context(|| format!("{}", p.display()))?
+            custom = catalog::parse(&text).with_context(|| format!("{}", p.display()))?;
+            &custom
         }
     };
     let dir = crate::images::images_dir(config);
-    let needed = catalog::needed(&entries, config);
+    let needed = catalog::needed(entries, config);
     match command {
         ImagesCommand::List => {
             let mut missing = 0;
-            for e in &entries {
+            for e in entries {
                 let hosts = needed
                     .iter()
                     .find(|(n, _)| n.name == e.name)
@@ -409,7 +411,7 @@ async fn images_command(
             }
         }
         ImagesCommand::Verify => {
-            let (lines, ok) = cache::verify_all(&entries, &dir)?;
+            let (lines, ok) = cache::verify_all(entries, &dir)?;
             for l in &lines {
                 println!("{l}");
             }
@@ -421,7 +423,7 @@ async fn images_command(
             }
         }
         ImagesCommand::Import { path } => {
-            for name in import::import(&entries, path, &dir)? {
+            for name in import::import(entries, path, &dir)? {
                 println!("{name}: imported");
             }
         }

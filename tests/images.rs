@@ -755,9 +755,10 @@ ip = "10.0.0.11"
 #[tokio::test]
 async fn the_arm64_grub_entry_is_fetched_and_imported_to_where_tftp_serves_it() {
     let mut grub = catalog::builtin()
-        .into_iter()
+        .iter()
         .find(|e| e.name == "grub-grubnetaa64.efi")
-        .expect("the catalog lists arm64 GRUB");
+        .expect("the catalog lists arm64 GRUB")
+        .clone();
     let srv = TestServer::start();
     let image = bytes(700_000, 9);
     let other = bytes(500_000, 8);

@@ -165,10 +165,12 @@ fn check_url(u: &str) -> Result<(), String> {
     }
 }
 
-/// The compiled-in catalog. It is checked by a unit test, so this cannot fail
-/// in a released binary.
-pub fn builtin() -> Vec<Entry> {
-    parse(CATALOG_TOML).expect("the compiled-in catalog is checked by tests")
+/// The compiled-in catalog, parsed once: a Pi's TFTP requests look up its
+/// boot directory here. It is checked by a unit test, so this cannot fail in
+/// a released binary.
+pub fn builtin() -> &'static [Entry] {
+    static PARSED: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
+    PARSED.get_or_init(|| parse(CATALOG_TOML).expect("the compiled-in catalog is checked by tests"))
 }
 
 impl Entry {
@@ -282,7 +284,7 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
         };
         let names = |platform: &str| -> Vec<String> {
             let config = testing::parse(&machines(platform));
-            needed(&catalog, &config)
+            needed(catalog, &config)
                 .into_iter()
                 .map(|(e, hosts)| {
                     assert_eq!(hosts, ["m1"]);
