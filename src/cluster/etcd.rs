@@ -151,16 +151,7 @@ struct Health {
 /// that CA trusted.
 fn client(etcd_ca: &CertKey) -> Result<reqwest::Client> {
     let cert = pki::issue_client(etcd_ca, "bootherd", &[], CLIENT_CERT_VALIDITY)?;
-    let identity =
-        reqwest::Identity::from_pem(format!("{}{}", cert.cert_pem, cert.key_pem).as_bytes())
-            .context("the etcd client cert does not load")?;
-    let root = reqwest::Certificate::from_pem(etcd_ca.cert_pem.as_bytes())
-        .context("the etcd CA cert does not load")?;
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(root)
-        .identity(identity)
+    pki::mutual_tls_client(etcd_ca, &cert, "etcd client", "etcd CA")?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
         .build()

@@ -28,16 +28,7 @@ impl NodeDeletion {
 /// trusting only that CA. A 404 is success: the Node is gone either way.
 pub async fn delete_node(endpoint: &str, ca: &CertKey, name: &str) -> Result<NodeDeletion> {
     let admin = pki::issue_admin_client(ca)?;
-    let identity =
-        reqwest::Identity::from_pem(format!("{}{}", admin.cert_pem, admin.key_pem).as_bytes())
-            .context("the admin client cert does not load")?;
-    let root = reqwest::Certificate::from_pem(ca.cert_pem.as_bytes())
-        .context("the cluster CA cert does not load")?;
-    let client = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(root)
-        .identity(identity)
+    let client = pki::mutual_tls_client(ca, &admin, "admin client", "cluster CA")?
         .connect_timeout(Duration::from_secs(3))
         // Short enough that the whole reimage check stays within the CLI's 30 s.
         .timeout(Duration::from_secs(10))

@@ -293,6 +293,27 @@ pub fn issue_apiserver(ca: &CertKey, sans: Vec<SanType>) -> Result<CertKey> {
     issue(ca, &params).context("cannot issue an API server cert")
 }
 
+/// An HTTPS client builder that presents `cert` and trusts only `ca`: how
+/// bootherd talks to the API server and to etcd. `cert_name` and `ca_name`
+/// name them in errors. Callers add their timeouts.
+pub fn mutual_tls_client(
+    ca: &CertKey,
+    cert: &CertKey,
+    cert_name: &str,
+    ca_name: &str,
+) -> Result<reqwest::ClientBuilder> {
+    let identity =
+        reqwest::Identity::from_pem(format!("{}{}", cert.cert_pem, cert.key_pem).as_bytes())
+            .with_context(|| format!("the {cert_name} cert does not load"))?;
+    let root = reqwest::Certificate::from_pem(ca.cert_pem.as_bytes())
+        .with_context(|| format!("the {ca_name} cert does not load"))?;
+    Ok(reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(root)
+        .identity(identity))
+}
+
 /// A short-lived client cert for bootherd's own calls to the API server:
 /// CN `bootherd` (the user name in audit logs), O `system:masters` (the group
 /// that is cluster-admin without any RBAC binding, so it works on a cluster

@@ -168,16 +168,7 @@ pub async fn create_on_apiserver(
     token: &BootstrapToken,
 ) -> Result<()> {
     let admin = pki::issue_admin_client(ca)?;
-    let identity =
-        reqwest::Identity::from_pem(format!("{}{}", admin.cert_pem, admin.key_pem).as_bytes())
-            .context("the admin client cert does not load")?;
-    let root = reqwest::Certificate::from_pem(ca.cert_pem.as_bytes())
-        .context("the cluster CA cert does not load")?;
-    let client = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(root)
-        .identity(identity)
+    let client = pki::mutual_tls_client(ca, &admin, "admin client", "cluster CA")?
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .context("cannot build the HTTPS client for the API server")?;
