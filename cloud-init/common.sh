@@ -267,3 +267,17 @@ kubeadm_attempts() {
         fi
     done
 }
+
+# join_cluster: `kubeadm join` once the API behind the VIP answers; a node
+# that already joined (a re-run) is left as it is. Workers and every control
+# plane but the first.
+join_cluster() {
+    if [ -f /etc/kubernetes/kubelet.conf ]; then
+        step kubeadm-join
+        log "already joined"
+    else
+        wait_for_api
+        step kubeadm-join
+        kubeadm_attempts 10 kubeadm join --config "$KUBEADM_CONFIG"
+    fi
+}

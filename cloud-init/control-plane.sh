@@ -54,12 +54,7 @@ if [ "$BOOTHERD_FIRST_CONTROL_PLANE" = 1 ]; then
         kubeadm_attempts 3 kubeadm init --config "$KUBEADM_CONFIG"
     fi
     calico
-elif [ -f /etc/kubernetes/kubelet.conf ]; then
-    step kubeadm-join
-    log "already joined"
 else
-    wait_for_api
-    step kubeadm-join
-    kubeadm_attempts 10 kubeadm join --config "$KUBEADM_CONFIG"
+    join_cluster
 fi
 finish

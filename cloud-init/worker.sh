@@ -13,12 +13,5 @@ restore_node_inputs() {
 
 prepare_node
 kubeadm_config
-if [ -f /etc/kubernetes/kubelet.conf ]; then
-    step kubeadm-join
-    log "already joined"
-else
-    wait_for_api
-    step kubeadm-join
-    kubeadm_attempts 10 kubeadm join --config "$KUBEADM_CONFIG"
-fi
+join_cluster
 finish
