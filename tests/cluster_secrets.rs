@@ -12,52 +12,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CONFIG: &str = r#"[server]
-address = "10.0.0.2"
-data_dir = "DATA_DIR"
-
-[dhcp]
-subnet = "10.0.0.0/24"
-gateway = "10.0.0.1"
-pool = "10.0.0.200-10.0.0.250"
-
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.0.0.100:6443"
-pod_cidr = "10.244.0.0/16"
-service_cidr = "10.96.0.0/12"
-
-[[machine]]
-mac = "52:54:00:aa:00:21"
-hostname = "lb1"
-role = "load-balancer"
-ip = "10.0.0.21"
-
-[[machine]]
-mac = "52:54:00:aa:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.0.0.11"
-
-[[machine]]
-mac = "52:54:00:aa:00:02"
-hostname = "cp2"
-role = "control-plane"
-ip = "10.0.0.12"
-
-[[machine]]
-mac = "52:54:00:aa:00:03"
-hostname = "cp3"
-role = "control-plane"
-ip = "10.0.0.13"
-
-[[machine]]
-mac = "52:54:00:aa:00:31"
-hostname = "w1"
-role = "worker"
-ip = "10.0.0.31"
-"#;
+/// The example cluster with a worker.
+fn cluster_config(data_dir: &Path) -> String {
+    let worker = common::machine("52:54:00:aa:00:31", "w1", "worker", "10.0.0.31");
+    format!("{}\n{worker}", common::EXAMPLE_CLUSTER)
+        .replace("/var/lib/bootherd", data_dir.to_str().unwrap())
+}
 
 const CONTROL_PLANES: [(&str, &str); 3] = [
     ("cp1", "10.0.0.11"),
@@ -76,7 +36,7 @@ impl Lab {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
         let config = tmp.path().join("bootherd.toml");
-        std::fs::write(&config, CONFIG.replace("DATA_DIR", data.to_str().unwrap())).unwrap();
+        std::fs::write(&config, cluster_config(&data)).unwrap();
         Lab {
             _tmp: tmp,
             config,

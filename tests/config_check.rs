@@ -2,46 +2,9 @@
 
 use std::process::Command;
 
-const BASE: &str = r#"[server]
-address = "10.0.0.2"
-data_dir = "/var/lib/bootherd"
+mod common;
 
-[dhcp]
-subnet = "10.0.0.0/24"
-gateway = "10.0.0.1"
-pool = "10.0.0.200-10.0.0.250"
-
-[cluster]
-name = "lab"
-kubernetes_version = "1.31"
-endpoint = "10.0.0.100:6443"
-pod_cidr = "10.244.0.0/16"
-service_cidr = "10.96.0.0/12"
-
-[[machine]]
-mac = "52:54:00:aa:00:21"
-hostname = "lb1"
-role = "load-balancer"
-ip = "10.0.0.21"
-
-[[machine]]
-mac = "52:54:00:aa:00:01"
-hostname = "cp1"
-role = "control-plane"
-ip = "10.0.0.11"
-
-[[machine]]
-mac = "52:54:00:aa:00:02"
-hostname = "cp2"
-role = "control-plane"
-ip = "10.0.0.12"
-
-[[machine]]
-mac = "52:54:00:aa:00:03"
-hostname = "cp3"
-role = "control-plane"
-ip = "10.0.0.13"
-"#;
+use common::EXAMPLE_CLUSTER as BASE;
 
 /// Runs `bootherd check` on `text`; returns (exit code, stderr + stdout).
 fn check(text: &str) -> (i32, String) {
