@@ -44,7 +44,7 @@ root = "$root"
 
 [cluster]
 name = "bench"
-kubernetes_version = "1.31"
+kubernetes_version = "1.36"
 endpoint = "10.77.0.100:6443"
 load_balancer = "stacked"
 

@@ -77,7 +77,7 @@ gateway = "10.0.0.1"
 pool = "10.0.0.200-10.0.0.250"
 [cluster]
 name = "lab"
-kubernetes_version = "1.31"
+kubernetes_version = "1.36"
 endpoint = "10.0.0.100:6443"
 pod_cidr = "10.244.0.0/16"
 service_cidr = "10.96.0.0/12"

@@ -89,7 +89,7 @@ lease_time = "1h"
 
 [cluster]
 name               = "demo"
-kubernetes_version = "1.31"
+kubernetes_version = "1.36"
 endpoint           = "10.0.0.100:6443"
 # haproxy + keepalived on the control planes themselves: no separate LB machines.
 load_balancer      = "stacked"

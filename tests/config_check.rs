@@ -390,3 +390,76 @@ fn a_pool_in_proxy_mode_is_flagged_as_unused() {
         "{out}"
     );
 }
+
+#[track_caller]
+fn assert_warned(text: &str, line: usize, message: &str) {
+    let (code, out) = check(text);
+    assert_eq!(code, 0, "a warning must not refuse the file:\n{out}");
+    let wanted = format!(":{line}: warning: ");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(&wanted) && l.contains(message) && l.contains("(fix: ")),
+        "expected a line `…{wanted}…{message}… (fix: …)`, got:\n{out}"
+    );
+}
+
+/// The kubeadm configs are v1beta4 (kubeadm 1.31 and later); older minors
+/// cannot be served, and minors upstream dropped still work with a warning.
+#[test]
+fn kubernetes_versions_the_configs_cannot_serve_are_refused() {
+    let base = BASE.replace("kubernetes_version = \"1.36\"", "kubernetes_version = \"1.31\"");
+    let t = base.replace("\"1.31\"", "\"1.30\"");
+    assert_refused(
+        &t,
+        line_of(&t, "kubernetes_version"),
+        "Kubernetes 1.30 is older than bootherd's kubeadm configs (v1beta4) serve",
+    );
+    assert_warned(
+        &base,
+        line_of(&base, "kubernetes_version"),
+        "Kubernetes 1.31 is out of upstream support since 2025-10-28",
+    );
+    let t = base.replace("\"1.31\"", "\"1.99\"");
+    assert_warned(&t, line_of(&t, "kubernetes_version"), "newer than this bootherd knows");
+    let t = base.replace("\"1.31\"", "\"2.0\"");
+    assert_refused(&t, line_of(&t, "kubernetes_version"), "is not major.minor");
+    // Left out: a current minor, no warning.
+    let t = base.replace("kubernetes_version = \"1.31\"\n", "");
+    let (code, out) = check(&t);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("warning"), "{out}");
+}
+
+#[test]
+fn cni_other_than_calico_is_refused() {
+    let t = BASE.replace("[cluster]\n", "[cluster]\ncni = \"flannel\"\n");
+    assert_refused(&t, line_of(&t, "cni ="), "cni `flannel` is not one bootherd installs");
+    let t = BASE.replace("[cluster]\n", "[cluster]\ncni = \"calico\"\n");
+    let (code, out) = check(&t);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_stacked_endpoint_on_the_api_servers_own_port_is_refused() {
+    let t = edit("role = \"load-balancer\"", "role = \"worker\"")
+        .replace("[cluster]\n", "[cluster]\nload_balancer = \"stacked\"\n")
+        .replace("10.0.0.100:6443", "10.0.0.100:6444");
+    assert_refused(
+        &t,
+        line_of(&t, "endpoint"),
+        "endpoint port 6444 is where the API server itself listens",
+    );
+}
+
+#[test]
+fn a_pi_with_ubuntu_22_04_is_refused() {
+    let t = with_pis("9ffefdef", "1a2b3c4d").replace(
+        "platform = \"rpi4\"\n",
+        "platform = \"rpi4\"\nos = \"ubuntu-22.04\"\n",
+    );
+    assert_refused(
+        &t,
+        line_of(&t, "ubuntu-22.04"),
+        "Ubuntu 24.04's preinstalled raspi image",
+    );
+}

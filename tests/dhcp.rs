@@ -549,7 +549,7 @@ pool = "10.77.0.100-10.77.0.199"
 
 [cluster]
 name = "lab"
-kubernetes_version = "1.31"
+kubernetes_version = "1.36"
 endpoint = "10.55.0.100:6443"
 load_balancer = "stacked"
 

@@ -33,7 +33,7 @@ pool = "10.0.0.200-10.0.0.250"
 
 [cluster]
 name = "lab"
-kubernetes_version = "1.31"
+kubernetes_version = "1.36"
 endpoint = "10.0.0.100:6443"
 pod_cidr = "10.244.0.0/16"
 service_cidr = "10.96.0.0/12"
@@ -815,7 +815,7 @@ done"#,
     (
         "kubeadm",
         r#"case "$1" in
-    version) echo v1.31.2 ;;
+    version) echo v1.36.4 ;;
     init) [ ! -e /etc/fake/fail-kubeadm ] || exit 1
         mkdir -p /etc/kubernetes && touch /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf ;;
     join) [ ! -e /etc/fake/fail-kubeadm ] || exit 1
@@ -1000,7 +1000,7 @@ fn assert_node_prepared(n: &Node, containerd_version: u32) {
     assert!(sysctl.contains("net.bridge.bridge-nf-call-iptables = 1"));
     assert!(n
         .read("/etc/apt/sources.list.d/kubernetes.list")
-        .contains("https://pkgs.k8s.io/core:/stable:/v1.31/deb/ /"));
+        .contains("https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /"));
     assert!(n
         .read("/etc/fstab")
         .contains("# bootherd: kubelet needs swap off: /swap.img"));
@@ -1078,7 +1078,7 @@ fn role_scripts_run_in_a_debian_root_and_a_second_run_changes_nothing() {
         if kubeadm == ["init"] {
             assert!(n
                 .read("/etc/bootherd/kubeadm.final.yaml")
-                .contains("kubernetesVersion: \"v1.31.2\""));
+                .contains("kubernetesVersion: \"v1.36.4\""));
             let kubectl = n.calls("kubectl").join("\n");
             assert!(
                 kubectl.contains("calico/v3.29.2/manifests/tigera-operator.yaml"),

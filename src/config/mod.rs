@@ -2,6 +2,7 @@
 //! trusts. `wire` holds what serde reads; `validate` turns one into the other
 //! and refuses mistakes with the line and the fix.
 
+pub mod kubernetes;
 #[cfg(test)]
 pub mod testing;
 mod validate;
@@ -18,6 +19,12 @@ use std::time::Duration;
 pub use validate::{parse, Finding, Severity};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/bootherd/bootherd.toml";
+
+/// The API server's default port.
+pub const API_PORT: u16 = 6443;
+/// Port the API server binds to in stacked mode, where haproxy owns the
+/// endpoint's port on the control planes.
+pub const STACKED_API_PORT: u16 = 6444;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -119,7 +126,7 @@ pub struct Tftp {
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub name: String,
-    /// `major.minor`, e.g. `1.31`: selects the pkgs.k8s.io repository.
+    /// `major.minor`, e.g. `1.36`: selects the pkgs.k8s.io repository.
     pub kubernetes_version: String,
     /// The API VIP (held by the load balancers) and port.
     pub endpoint: SocketAddrV4,

@@ -15,7 +15,7 @@ data_dir = "/tmp/unused"
 /// key: the default, load-balancer machines hold the VIP.
 pub const CLUSTER: &str = r#"[cluster]
 name = "lab"
-kubernetes_version = "1.31"
+kubernetes_version = "1.36"
 endpoint = "10.55.0.100:6443"
 "#;
 
@@ -82,7 +82,7 @@ subnet = "10.0.0.0/24"
 pool = "10.0.0.200-10.0.0.250"
 [cluster]
 name = "lab"
-kubernetes_version = "1.31"
+kubernetes_version = "1.36"
 endpoint = "10.0.0.100:6443"
 pod_cidr = "10.244.0.0/16"
 service_cidr = "10.96.0.0/12"

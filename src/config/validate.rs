@@ -1,6 +1,7 @@
 //! Wire types → validated types. Every rule from DESIGN.md lives here; each
 //! finding names the line it is about and how to fix it.
 
+use super::kubernetes::{self, Support};
 use super::wire::{ConfigWire, MachineWire, SubnetField, S};
 use super::*;
 use std::collections::HashMap;
@@ -455,28 +456,7 @@ impl Validator<'_> {
 
     fn cluster(&mut self, w: &ConfigWire) -> Option<Cluster> {
         let c = w.cluster.get_ref();
-        let version = c
-            .kubernetes_version
-            .get_ref()
-            .trim()
-            .trim_start_matches('v')
-            .to_string();
-        let parts: Vec<&str> = version.split('.').collect();
-        if parts.len() != 2
-            || parts
-                .iter()
-                .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
-        {
-            let line = self.at(&c.kubernetes_version);
-            self.error(
-                line,
-                format!(
-                    "kubernetes_version `{}` is not major.minor",
-                    c.kubernetes_version.get_ref()
-                ),
-                "write it like `1.31` (pkgs.k8s.io has one repository per minor)",
-            );
-        }
+        let version = self.kubernetes_version(c.kubernetes_version.as_ref());
         let endpoint = {
             let e = c.endpoint.get_ref().trim();
             let with_port = if e.contains(':') {
@@ -515,6 +495,14 @@ impl Validator<'_> {
                 LoadBalancerMode::choices(),
             )?,
         };
+        if load_balancer == LoadBalancerMode::Stacked && endpoint.port() == STACKED_API_PORT {
+            let line = self.at(&c.endpoint);
+            self.error(
+                line,
+                format!("endpoint port {STACKED_API_PORT} is where the API server itself listens on stacked control planes; haproxy cannot hold it too"),
+                format!("use another port for the VIP, e.g. `{}:{API_PORT}`", endpoint.ip()),
+            );
+        }
         for key in &c.ssh_authorized_keys {
             let k = key.get_ref();
             let kind = k.split_whitespace().next().unwrap_or("");
@@ -540,15 +528,11 @@ impl Validator<'_> {
         }
         Some(Cluster {
             name,
-            kubernetes_version: version,
+            kubernetes_version: version?,
             endpoint,
             pod_cidr,
             service_cidr,
-            cni: c
-                .cni
-                .as_ref()
-                .map(|s| s.get_ref().clone())
-                .unwrap_or_else(|| "calico".into()),
+            cni: self.cni(c.cni.as_ref()),
             load_balancer,
             ssh_authorized_keys: c
                 .ssh_authorized_keys
@@ -556,6 +540,75 @@ impl Validator<'_> {
                 .map(|k| k.get_ref().clone())
                 .collect(),
         })
+    }
+
+    /// `kubernetes_version`: `major.minor`, one the kubeadm configs serve;
+    /// a warning when upstream no longer supports it.
+    fn kubernetes_version(&mut self, raw: Option<&S<String>>) -> Option<String> {
+        let Some(raw) = raw else {
+            return Some(kubernetes::DEFAULT_MINOR.to_string());
+        };
+        let line = self.at(raw);
+        let text = raw.get_ref().trim().trim_start_matches('v');
+        let minor = match text.split_once('.') {
+            Some(("1", minor)) if !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()) => {
+                minor.parse::<u32>().ok()
+            }
+            _ => None,
+        };
+        let Some(minor) = minor else {
+            self.error(
+                line,
+                format!("kubernetes_version `{}` is not major.minor", raw.get_ref()),
+                format!(
+                    "write it like `{}` (pkgs.k8s.io has one repository per minor)",
+                    kubernetes::DEFAULT_MINOR
+                ),
+            );
+            return None;
+        };
+        let today = time::OffsetDateTime::now_utc().date();
+        let supported = kubernetes::supported_on(today).join(", ");
+        match kubernetes::support(minor, today) {
+            Support::TooOld => {
+                self.error(
+                    line,
+                    format!(
+                        "Kubernetes 1.{minor} is older than bootherd's kubeadm configs (v1beta4) serve: kubeadm reads them from 1.{} on",
+                        kubernetes::OLDEST_MINOR
+                    ),
+                    format!("use a supported minor ({supported})"),
+                );
+                return None;
+            }
+            Support::EndOfLife(eol) => self.warn(
+                line,
+                format!("Kubernetes 1.{minor} is out of upstream support since {eol}: no more security fixes"),
+                format!("use a supported minor ({supported})"),
+            ),
+            Support::Unknown => self.warn(
+                line,
+                format!("Kubernetes 1.{minor} is newer than this bootherd knows; its kubeadm configs (v1beta4) were not checked against it"),
+                format!("use a minor bootherd knows ({supported}), or check the first boot on one machine before the rack"),
+            ),
+            Support::Supported(_) => {}
+        }
+        Some(format!("1.{minor}"))
+    }
+
+    /// `cni`: the first control plane always applies Calico.
+    fn cni(&mut self, raw: Option<&S<String>>) -> String {
+        if let Some(raw) = raw {
+            if raw.get_ref() != "calico" {
+                let line = self.at(raw);
+                self.error(
+                    line,
+                    format!("cni `{}` is not one bootherd installs", raw.get_ref()),
+                    "use cni = \"calico\" (or leave it out): the first control plane applies Calico",
+                );
+            }
+        }
+        "calico".into()
     }
 
     fn machine(&mut self, s: &S<MachineWire>) -> Option<(Machine, usize)> {
@@ -580,13 +633,16 @@ impl Validator<'_> {
             None => Some(Os::Ubuntu2404),
             Some(o) => self.choice(o, "os", Os::from_name, Os::choices()),
         };
-        if let (Some(Platform::Rpi5), Some(Os::Ubuntu2204), Some(o)) = (platform, os, &m.os) {
+        if let (Some(p @ (Platform::Rpi4 | Platform::Rpi5)), Some(Os::Ubuntu2204), Some(o)) =
+            (platform, os, &m.os)
+        {
             let line = self.at(o);
-            self.error(
-                line,
-                "Ubuntu 22.04 does not support the Raspberry Pi 5",
-                "use os = \"ubuntu-24.04\"",
-            );
+            let why = if p == Platform::Rpi5 {
+                "Ubuntu 22.04 does not support the Raspberry Pi 5"
+            } else {
+                "a Raspberry Pi installs Ubuntu 24.04's preinstalled raspi image, the only one bootherd's catalog carries"
+            };
+            self.error(line, why, "use os = \"ubuntu-24.04\" (or leave os out)");
         }
         let serial = match &m.serial {
             None => None,

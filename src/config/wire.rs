@@ -106,7 +106,7 @@ pub struct TftpWire {
 #[serde(deny_unknown_fields)]
 pub struct ClusterWire {
     pub name: S<String>,
-    pub kubernetes_version: S<String>,
+    pub kubernetes_version: Option<S<String>>,
     pub endpoint: S<String>,
     pub pod_cidr: Option<S<String>>,
     pub service_cidr: Option<S<String>>,

@@ -37,7 +37,4 @@ pub const VERSION_PLACEHOLDER: &str = "@KUBERNETES_VERSION@";
 pub const CALICO_VERSION: &str = "v3.29.2";
 /// Pod network MTU: VXLAN adds 50 bytes, and 1400 leaves room for links below 1500.
 pub const POD_MTU: u32 = 1400;
-/// Port the API server binds to in stacked mode, where haproxy owns 6443.
-pub const STACKED_API_PORT: u16 = 6444;
-/// The API server's default port.
-pub const API_PORT: u16 = 6443;
+pub use crate::config::{API_PORT, STACKED_API_PORT};

@@ -309,7 +309,7 @@ pool = "10.0.0.200-10.0.0.250"
 
 [cluster]
 name = "lab"
-kubernetes_version = "1.31"
+kubernetes_version = "1.36"
 endpoint = "10.0.0.100:6443"
 pod_cidr = "10.244.0.0/16"
 service_cidr = "10.96.0.0/12"
@@ -358,7 +358,7 @@ lease_time = "1h"
 
 [cluster]
 name = "lab"
-kubernetes_version = "1.31"
+kubernetes_version = "1.36"
 endpoint = "10.55.0.100:6443"
 load_balancer = "stacked"
 
@@ -392,7 +392,7 @@ root = "@DATA@/tftp"
 
 [cluster]
 name = "lab"
-kubernetes_version = "1.31"
+kubernetes_version = "1.36"
 endpoint = "10.55.0.100:6443"
 load_balancer = "stacked"
 
@@ -418,7 +418,7 @@ root = "{root}"
 
 [cluster]
 name = "lab"
-kubernetes_version = "1.31"
+kubernetes_version = "1.36"
 endpoint = "10.55.0.100:6443"
 load_balancer = "stacked"
 
