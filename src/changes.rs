@@ -6,6 +6,7 @@
 //! `Store::write`, so wrapping the store is the one place that sees them
 //! all; nothing else has to remember to send.
 
+use crate::bringup::Slot;
 use crate::inventory::{Event, MachineRecord};
 use crate::mac::MacAddr;
 use crate::store::{Lease, Store, Write};
@@ -84,6 +85,12 @@ impl Store for Announcing {
     }
     fn check_install_token(&self, mac: MacAddr, token: &str) -> Result<bool> {
         self.inner.check_install_token(mac, token)
+    }
+    fn slot(&self) -> Result<Option<Slot>> {
+        self.inner.slot()
+    }
+    fn swap_slot(&self, expected: Option<&Slot>, new: Option<&Slot>) -> Result<bool> {
+        self.inner.swap_slot(expected, new)
     }
 }
 

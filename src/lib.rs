@@ -9,6 +9,7 @@
 //! - `inventory` — lifecycle states (discovered … joined) and events.
 //! - `store`     — the crash-safe store (SQLite) of leases, states, events and install tokens.
 //! - `boot`      — the boot decision: one pure function every transport asks.
+//! - `bringup`   — the control-plane slot: which control plane runs `kubeadm init`, one control-plane join at a time (pure).
 //! - `app`       — the running server's shared state: current config, store, renderer.
 //! - `changes`   — announces every committed store write to live views (the status page stream).
 //! - `status`    — the operator's view: machine rows with install progress and failures, the cluster strip; one builder for API, page, terminal and metrics.
@@ -33,6 +34,7 @@ pub mod artifacts;
 pub mod boot;
 pub mod bootfiles;
 pub mod bootsource;
+pub mod bringup;
 pub mod changes;
 pub mod cli;
 pub mod cluster;

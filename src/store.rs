@@ -7,6 +7,7 @@
 //! which lets the DHCP server commit many leases per fsync (group commit)
 //! and still acknowledge only leases that are on disk.
 
+use crate::bringup::{Slot, SlotAction};
 use crate::inventory::{unix_now, Event, MachineRecord, State};
 use crate::mac::MacAddr;
 use anyhow::{Context, Result};
@@ -64,6 +65,11 @@ pub trait Store: Send + Sync {
     /// through the first boot (its callbacks use it too) until a reimage
     /// revokes it (see `Write::SetState`).
     fn check_install_token(&self, mac: MacAddr, token: &str) -> Result<bool>;
+    /// The control-plane slot (`crate::bringup`), expired or not.
+    fn slot(&self) -> Result<Option<Slot>>;
+    /// Replaces the slot with `new` if it is still `expected`; false (and
+    /// nothing changed) when another request changed it first.
+    fn swap_slot(&self, expected: Option<&Slot>, new: Option<&Slot>) -> Result<bool>;
 }
 
 pub struct SqliteStore {
@@ -112,7 +118,12 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL, message TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_mac ON events (mac, id);
 CREATE TABLE IF NOT EXISTS install_tokens (mac TEXT PRIMARY KEY, token TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS slots (
+    name TEXT PRIMARY KEY, mac TEXT NOT NULL, action TEXT NOT NULL, expires INTEGER NOT NULL);
 ";
+
+/// The one row of `slots` the control-plane slot lives in.
+const CONTROL_PLANE_SLOT: &str = "control-plane";
 
 fn parse_mac(s: String) -> rusqlite::Result<MacAddr> {
     s.parse().map_err(|e| {
@@ -307,6 +318,57 @@ impl Store for SqliteStore {
         )?;
         Ok(n == 1)
     }
+
+    fn slot(&self) -> Result<Option<Slot>> {
+        read_slot(&self.conn())
+    }
+
+    fn swap_slot(&self, expected: Option<&Slot>, new: Option<&Slot>) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if read_slot(&tx)?.as_ref() != expected {
+            return Ok(false);
+        }
+        exec(
+            &tx,
+            "DELETE FROM slots WHERE name = ?1",
+            [CONTROL_PLANE_SLOT],
+        )?;
+        if let Some(s) = new {
+            exec(
+                &tx,
+                "INSERT INTO slots (name, mac, action, expires) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    CONTROL_PLANE_SLOT,
+                    s.holder.to_string(),
+                    s.action.name(),
+                    s.expires
+                ],
+            )?;
+        }
+        tx.commit()
+            .context("cannot commit the control-plane slot")?;
+        Ok(true)
+    }
+}
+
+fn read_slot(conn: &Connection) -> Result<Option<Slot>> {
+    let row: Option<(String, String, u64)> = conn
+        .query_row(
+            "SELECT mac, action, expires FROM slots WHERE name = ?1",
+            [CONTROL_PLANE_SLOT],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((mac, action, expires)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(Slot {
+        holder: mac.parse().context("a slot holder that is not a MAC")?,
+        action: SlotAction::from_name(&action)
+            .with_context(|| format!("unknown slot action {action}"))?,
+        expires,
+    }))
 }
 
 impl SqliteStore {

@@ -407,7 +407,10 @@ fn assert_warned(text: &str, line: usize, message: &str) {
 /// cannot be served, and minors upstream dropped still work with a warning.
 #[test]
 fn kubernetes_versions_the_configs_cannot_serve_are_refused() {
-    let base = BASE.replace("kubernetes_version = \"1.36\"", "kubernetes_version = \"1.31\"");
+    let base = BASE.replace(
+        "kubernetes_version = \"1.36\"",
+        "kubernetes_version = \"1.31\"",
+    );
     let t = base.replace("\"1.31\"", "\"1.30\"");
     assert_refused(
         &t,
@@ -420,7 +423,11 @@ fn kubernetes_versions_the_configs_cannot_serve_are_refused() {
         "Kubernetes 1.31 is out of upstream support since 2025-10-28",
     );
     let t = base.replace("\"1.31\"", "\"1.99\"");
-    assert_warned(&t, line_of(&t, "kubernetes_version"), "newer than this bootherd knows");
+    assert_warned(
+        &t,
+        line_of(&t, "kubernetes_version"),
+        "newer than this bootherd knows",
+    );
     let t = base.replace("\"1.31\"", "\"2.0\"");
     assert_refused(&t, line_of(&t, "kubernetes_version"), "is not major.minor");
     // Left out: a current minor, no warning.
@@ -433,7 +440,11 @@ fn kubernetes_versions_the_configs_cannot_serve_are_refused() {
 #[test]
 fn cni_other_than_calico_is_refused() {
     let t = BASE.replace("[cluster]\n", "[cluster]\ncni = \"flannel\"\n");
-    assert_refused(&t, line_of(&t, "cni ="), "cni `flannel` is not one bootherd installs");
+    assert_refused(
+        &t,
+        line_of(&t, "cni ="),
+        "cni `flannel` is not one bootherd installs",
+    );
     let t = BASE.replace("[cluster]\n", "[cluster]\ncni = \"calico\"\n");
     let (code, out) = check(&t);
     assert_eq!(code, 0, "{out}");

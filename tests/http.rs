@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{free_port, http_only_config, machine, Server};
+use common::{free_port, http_only_config, machine, Netns, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
@@ -565,4 +565,87 @@ fn idle_connections_are_reset() {
         (14..30).contains(&after.as_secs()),
         "reset after {after:?}, want about 15 s"
     );
+}
+
+/// The control-plane slot: whichever control plane asks first while none
+/// has joined runs `kubeadm init` (not the first in the config); the others
+/// wait their turn and join, one at a time; a reimaged control plane joins.
+#[test]
+fn the_first_control_plane_to_ask_inits_and_the_others_join_one_at_a_time() {
+    let port = free_port();
+    let cps = [
+        ("52-54-00-00-00-01", "cp1", "10.55.0.11"),
+        ("52-54-00-00-00-02", "cp2", "10.55.0.12"),
+        ("52-54-00-00-00-03", "cp3", "10.55.0.13"),
+    ];
+    let mut machines: String = cps
+        .iter()
+        .map(|(mac, host, ip)| machine(&mac.replace('-', ":"), host, "control-plane", ip))
+        .collect();
+    machines.push_str(&machine("52:54:00:00:00:21", "w1", "worker", "10.55.0.21"));
+    // In a namespace of its own: the reimage below asks the control planes'
+    // etcd, and there nothing but loopback answers (no cluster yet).
+    let ns = Netns::new("slot");
+    let s = Server::start(&ns, &http_only_config(port, &machines));
+    let install = |mac: &str| -> String {
+        let (code, user_data) = s.curl(&[&format!("{}/cloud-init/{mac}/user-data", s.http)]);
+        assert_eq!(code, 200, "{user_data}");
+        let token = token_of(&user_data);
+        let (code, body) = s.curl(&[
+            "-X",
+            "POST",
+            &format!("{}/api/v1/machines/{mac}/installed?token={token}", s.http),
+        ]);
+        assert_eq!(code, 204, "{body}");
+        token
+    };
+    let call = |method: &str, mac: &str, what: &str, token: &str| -> (u16, String) {
+        s.curl(&[
+            "-X",
+            method,
+            &format!("{}/api/v1/machines/{mac}/{what}?token={token}", s.http),
+        ])
+    };
+    let slot = |mac: &str, token: &str| call("POST", mac, "control-plane-slot", token);
+    let tokens: Vec<String> = cps.iter().map(|(mac, _, _)| install(mac)).collect();
+    let (cp1, cp2, cp3) = (cps[0].0, cps[1].0, cps[2].0);
+
+    // cp2 powered on first: it inits, although cp1 comes first in the config.
+    assert_eq!(slot(cp2, &tokens[1]), (200, "init".into()));
+    let (code, body) = slot(cp1, &tokens[0]);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("cp2 holds the control-plane slot"), "{body}");
+    assert_eq!(slot(cp2, &tokens[1]), (200, "init".into()), "a renewal");
+    assert_eq!(slot(cp3, "0123456789abcdef0123456789abcdef").0, 403);
+    let w1_token = install("52-54-00-00-00-21");
+    assert_eq!(
+        slot("52-54-00-00-00-21", &w1_token).0,
+        403,
+        "workers take no slot"
+    );
+
+    // cp2 joined (init done): the slot is free, and nobody inits again.
+    assert_eq!(call("POST", cp2, "joined", &tokens[1]).0, 204);
+    assert_eq!(slot(cp1, &tokens[0]), (200, "join".into()));
+    assert_eq!(slot(cp3, &tokens[2]).0, 409, "one join at a time");
+    // cp1's join failed: its slot goes, cp3 takes its turn.
+    assert_eq!(
+        call(
+            "POST",
+            cp1,
+            "firstboot-failed",
+            &format!("{}&step=kubeadm-join", tokens[0])
+        )
+        .0,
+        204
+    );
+    assert_eq!(slot(cp3, &tokens[2]), (200, "join".into()));
+    assert_eq!(call("DELETE", cp3, "control-plane-slot", &tokens[2]).0, 204);
+    assert_eq!(slot(cp1, &tokens[0]), (200, "join".into()));
+    assert_eq!(call("POST", cp1, "joined", &tokens[0]).0, 204);
+
+    // The node that ran init is reimaged: it joins the cluster it made.
+    s.cli(&["reimage", "cp2"]);
+    let again = install(cp2);
+    assert_eq!(slot(cp2, &again), (200, "join".into()));
 }

@@ -551,7 +551,9 @@ impl Validator<'_> {
         let line = self.at(raw);
         let text = raw.get_ref().trim().trim_start_matches('v');
         let minor = match text.split_once('.') {
-            Some(("1", minor)) if !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(("1", minor))
+                if !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 minor.parse::<u32>().ok()
             }
             _ => None,

@@ -63,11 +63,11 @@ pub async fn events(
 
 #[derive(Deserialize)]
 pub struct TokenQuery {
-    token: Option<String>,
+    pub token: Option<String>,
 }
 
 /// The configured machine for an installer callback, after checking its install token.
-fn installer_caller(
+pub(super) fn installer_caller(
     app: &App,
     config: &Config,
     id: &str,
@@ -174,11 +174,15 @@ pub async fn joined(
     let config = app.config();
     let (mac, state) = installer_caller(&app, &config, &id, q.token.as_deref())?;
     match state {
-        State::Installed => app.transition(
-            mac,
-            State::Joined,
-            Event::now(JOINED, "first boot finished: the node joined the cluster"),
-        )?,
+        State::Installed => {
+            app.transition(
+                mac,
+                State::Joined,
+                Event::now(JOINED, "first boot finished: the node joined the cluster"),
+            )?;
+            // Its turn is over: the next control plane may join.
+            super::slot::release_slot(&app, mac)?;
+        }
         // A re-run of an idempotent role script reports again: harmless.
         State::Joined => {}
         _ => {
@@ -226,6 +230,8 @@ pub async fn firstboot_failed(
         });
     }
     app.store.write(&writes)?;
+    // A failed step gives up the control-plane slot: the next attempt asks again.
+    super::slot::release_slot(&app, mac)?;
     crate::metrics::firstboot_failure();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ mod assets;
 mod boot;
 mod conn;
 mod metrics;
+mod slot;
 mod ui;
 
 use crate::app::App;
@@ -50,6 +51,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/api/v1/machines/{id}/firstboot-failed",
             post(api::firstboot_failed),
+        )
+        .route(
+            "/api/v1/machines/{id}/control-plane-slot",
+            post(slot::ask).delete(slot::release),
         )
         .route("/api/v1/machines/{id}/reimage", post(api::reimage))
         .route("/api/v1/reload", post(api::reload))

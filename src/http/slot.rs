@@ -1,0 +1,123 @@
+//! `/api/v1/machines/{mac}/control-plane-slot`: a control plane's first boot
+//! asks which of `kubeadm init` and `kubeadm join --control-plane` to run,
+//! and waits its turn (the rules are `crate::bringup`). POST asks or renews
+//! (200 `init`/`join`, or 409 with `Retry-After` while another holds it);
+//! DELETE releases. Bound to the install token like the other callbacks.
+
+use super::api::{installer_caller, TokenQuery};
+use super::{AppState, HttpError};
+use crate::app::App;
+use crate::bringup::{self, Answer};
+use crate::config::{Config, Role};
+use crate::inventory::{unix_now, State};
+use crate::mac::MacAddr;
+use crate::status::progress::JOINED;
+use axum::extract::{Path, Query};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// How soon a waiting control plane asks again.
+const RETRY_AFTER_SECS: u64 = 15;
+
+/// Whether a control plane has joined, now or before a reimage: then the
+/// cluster exists and nobody may `init` again.
+pub(super) fn cluster_exists(app: &App, config: &Config) -> anyhow::Result<bool> {
+    for m in config.control_planes() {
+        if app.state_of(config, m.mac)? == State::Joined {
+            return Ok(true);
+        }
+        if app
+            .store
+            .events(m.mac, 10_000)?
+            .iter()
+            .any(|e| e.kind == JOINED)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn control_plane(
+    app: &App,
+    config: &Config,
+    id: &str,
+    token: Option<&str>,
+) -> Result<MacAddr, HttpError> {
+    let (mac, state) = installer_caller(app, config, id, token)?;
+    if config.machine_by_mac(mac).map(|m| m.role) != Some(Role::ControlPlane) {
+        return Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            "only control planes take the control-plane slot",
+        ));
+    }
+    if !matches!(state, State::Installed | State::Joined) {
+        return Err(HttpError::new(
+            StatusCode::CONFLICT,
+            format!("the machine is {state}: the slot is for a first boot"),
+        ));
+    }
+    Ok(mac)
+}
+
+pub async fn ask(
+    axum::extract::State(app): AppState,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+) -> Result<Response, HttpError> {
+    let config = app.config();
+    let mac = control_plane(&app, &config, &id, q.token.as_deref())?;
+    let exists = cluster_exists(&app, &config)?;
+    loop {
+        let current = app.store.slot()?;
+        match bringup::ask(current.as_ref(), mac, exists, unix_now()) {
+            Answer::Granted(slot) => {
+                if !app.store.swap_slot(current.as_ref(), Some(&slot))? {
+                    continue; // another control plane asked at the same moment
+                }
+                if current.map(|c| c.holder) != Some(mac) {
+                    tracing::info!(%mac, action = slot.action.name(), "control-plane slot granted");
+                }
+                return Ok(slot.action.name().into_response());
+            }
+            Answer::Wait(held) => {
+                let holder = config
+                    .machine_by_mac(held.holder)
+                    .map(|m| m.hostname.clone())
+                    .unwrap_or_else(|| held.holder.to_string());
+                let left = held.expires.saturating_sub(unix_now());
+                return Ok((
+                    StatusCode::CONFLICT,
+                    [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+                    format!(
+                        "wait: {holder} holds the control-plane slot ({}; it lapses in {left} s unless renewed)\n",
+                        held.action.name()
+                    ),
+                )
+                    .into_response());
+            }
+        }
+    }
+}
+
+/// Releases `mac`'s slot, if it holds it.
+pub(super) fn release_slot(app: &App, mac: MacAddr) -> anyhow::Result<()> {
+    loop {
+        let current = app.store.slot()?;
+        let after = bringup::release(current.as_ref(), mac);
+        if after == current || app.store.swap_slot(current.as_ref(), after.as_ref())? {
+            return Ok(());
+        }
+    }
+}
+
+pub async fn release(
+    axum::extract::State(app): AppState,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+) -> Result<StatusCode, HttpError> {
+    let config = app.config();
+    let mac = control_plane(&app, &config, &id, q.token.as_deref())?;
+    release_slot(&app, mac)?;
+    Ok(StatusCode::NO_CONTENT)
+}
