@@ -26,6 +26,7 @@ exec >>"$BOOTHERD_LOG" 2>&1
 BOOTHERD_STEP=start
 BOOTHERD_DONE=0
 CHANGED=0
+SLOT_RENEWER=
 
 log() {
     printf '%s bootherd %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$BOOTHERD_STEP" "$*"
@@ -80,9 +81,13 @@ callback() {
     retry 8 curl -fsS -o /dev/null -X POST --max-time 20 "$@" "$url"
 }
 
-# On any failure, tell bootherd which step failed (once per run).
+# On any failure, tell bootherd which step failed (once per run). The
+# systemd unit runs the script again after a pause, until it reports success.
 on_exit() {
     local rc=$?
+    if [ -n "$SLOT_RENEWER" ]; then
+        kill "$SLOT_RENEWER" 2>/dev/null || true
+    fi
     if [ "$rc" -ne 0 ] && [ "$BOOTHERD_DONE" = 0 ]; then
         log "failed with exit code $rc"
         # The end of this log goes along: the operator sees the error on
@@ -112,8 +117,12 @@ finish() {
     log "first boot finished"
 }
 
+# unattended-upgrades may hold dpkg's lock for many minutes on a fresh
+# system: wait for it rather than fail.
+APT_OPTS=(-q -o DPkg::Lock::Timeout=600)
+
 apt_update() {
-    retry 6 apt-get update -q
+    retry 6 apt-get "${APT_OPTS[@]}" update
 }
 
 # apt_install PKG...: installs the packages that are missing.
@@ -126,7 +135,7 @@ apt_install() {
     done
     if [ "${#missing[@]}" -gt 0 ]; then
         apt_update
-        retry 6 apt-get install -y -q --no-install-recommends "${missing[@]}"
+        retry 6 apt-get "${APT_OPTS[@]}" install -y --no-install-recommends "${missing[@]}"
     fi
 }
 
@@ -146,8 +155,50 @@ kernel_modules() {
 overlay
 br_netfilter
 CONF
-    modprobe overlay
-    modprobe br_netfilter
+    local m
+    for m in overlay br_netfilter; do
+        # Loaded already, or built in: nothing to load (and in a container
+        # modprobe cannot load anything).
+        if [ ! -d "/sys/module/$m" ]; then
+            modprobe "$m"
+        fi
+    done
+}
+
+# kubelet needs the memory cgroup controller; Raspberry Pi kernels come
+# with it disabled unless the command line turns it on.
+memory_cgroup() {
+    step memory-cgroup
+    if ! grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+        log "the memory cgroup controller is off (kernel command line: $(cat /proc/cmdline 2>/dev/null)); kubelet cannot run without it"
+        log "add 'cgroup_enable=memory cgroup_memory=1' to the kernel command line (on a Raspberry Pi: cmdline.txt on the boot partition) and reboot"
+        return 1
+    fi
+}
+
+# TLS, apt and the cluster's certificates need a clock that is not behind:
+# Raspberry Pis have no battery clock. Waits for the clock to pass the day
+# the seed was made, and for time sync where systemd reports it.
+wait_for_clock() {
+    step clock
+    until [ "$(date +%s)" -ge "$BOOTHERD_NOT_BEFORE" ]; do
+        log "the clock says $(date -u +%Y-%m-%dT%H:%M:%SZ), before this node's seed was made: waiting for time sync"
+        timedatectl set-ntp true 2>/dev/null || true
+        sleep 10
+    done
+    if command -v timedatectl >/dev/null && [ -d /run/systemd/system ]; then
+        local n=0
+        until [ "$(timedatectl show -p NTPSynchronized --value 2>/dev/null)" = yes ]; do
+            # Containers and sites without NTP never sync: go on after
+            # 5 minutes with a clock that is at least not behind the seed.
+            if [ "$n" -ge 30 ]; then
+                log "time is not synchronised after 5 minutes; going on with $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+                break
+            fi
+            n=$((n + 1))
+            sleep 10
+        done
+    fi
 }
 
 sysctls() {
@@ -208,7 +259,9 @@ LIST
 
 kubernetes_packages() {
     step kubernetes-packages
-    apt_install kubelet kubeadm kubectl
+    # kubeadm's preflight wants these tools, and kubelet's package no longer
+    # pulls them all in (conntrack since 1.31).
+    apt_install kubelet kubeadm kubectl conntrack socat ebtables ethtool iptables
     # Held: an unattended upgrade must never move the cluster's version.
     apt-mark hold kubelet kubeadm kubectl >/dev/null
     systemctl enable kubelet
@@ -216,6 +269,8 @@ kubernetes_packages() {
 
 # Everything a node needs before kubeadm.
 prepare_node() {
+    wait_for_clock
+    memory_cgroup
     disable_swap
     kernel_modules
     sysctls
@@ -224,13 +279,15 @@ prepare_node() {
     kubernetes_packages
 }
 
-# The kubeadm config with the installed kubeadm's exact version filled in.
-KUBEADM_CONFIG=$BOOTHERD_ETC/kubeadm.final.yaml
+# kubeadm_config init|join: that kubeadm config, with the installed
+# kubeadm's exact version filled in, at $KUBEADM_CONFIG.
+KUBEADM_CONFIG=
 kubeadm_config() {
     step kubeadm-config
     local version
     version=$(kubeadm version -o short)
-    put "$KUBEADM_CONFIG" 0600 < <(sed "s/@KUBERNETES_VERSION@/${version}/" "$BOOTHERD_ETC/kubeadm.yaml")
+    KUBEADM_CONFIG=$BOOTHERD_ETC/kubeadm-$1.final.yaml
+    put "$KUBEADM_CONFIG" 0600 < <(sed "s/@KUBERNETES_VERSION@/${version}/" "$BOOTHERD_ETC/kubeadm-$1.yaml")
 }
 
 api_answers() {
@@ -241,7 +298,10 @@ api_answers() {
 # any order, and the first control plane may come up last.
 wait_for_api() {
     step wait-for-api
-    retry 240 api_answers
+    until api_answers; do
+        log "the API at https://${BOOTHERD_ENDPOINT} does not answer yet; again in 10s"
+        sleep 10
+    done
 }
 
 # kubeadm_attempts MAX CMD...: runs a kubeadm init/join until it succeeds.
@@ -268,16 +328,16 @@ kubeadm_attempts() {
     done
 }
 
-# join_cluster: `kubeadm join` once the API behind the VIP answers; a node
-# that already joined (a re-run) is left as it is. Workers and every control
-# plane but the first.
+# Whether kubeadm already made this node part of the cluster (a re-run).
+joined_already() {
+    [ -f /etc/kubernetes/kubelet.conf ]
+}
+
+# join_cluster: `kubeadm join` once the API behind the VIP answers. Workers
+# and every control plane that does not init.
 join_cluster() {
-    if [ -f /etc/kubernetes/kubelet.conf ]; then
-        step kubeadm-join
-        log "already joined"
-    else
-        wait_for_api
-        step kubeadm-join
-        kubeadm_attempts 10 kubeadm join --config "$KUBEADM_CONFIG"
-    fi
+    wait_for_api
+    kubeadm_config join
+    step kubeadm-join
+    kubeadm_attempts 10 kubeadm join --config "$KUBEADM_CONFIG"
 }

@@ -12,6 +12,10 @@ restore_node_inputs() {
 }
 
 prepare_node
-kubeadm_config
-join_cluster
+if joined_already; then
+    step kubeadm-join
+    log "already joined"
+else
+    join_cluster
+fi
 finish

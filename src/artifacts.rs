@@ -225,6 +225,18 @@ pub struct Callbacks {
     pub joined: String,
     /// The role script appends `&step=<name>`.
     pub firstboot_failed: String,
+    pub control_plane_slot: String,
+}
+
+impl Callbacks {
+    /// The first boot's share of them.
+    pub fn firstboot(&self) -> FirstbootUrls {
+        FirstbootUrls {
+            joined: self.joined.clone(),
+            failed: self.firstboot_failed.clone(),
+            slot: self.control_plane_slot.clone(),
+        }
+    }
 }
 
 pub fn callbacks(app: &App, config: &Config, machine: &Machine) -> Result<Callbacks> {
@@ -239,6 +251,7 @@ pub fn callbacks(app: &App, config: &Config, machine: &Machine) -> Result<Callba
         installed: format!("{base}/installed?token={token}"),
         joined: format!("{base}/joined?token={token}"),
         firstboot_failed: format!("{base}/firstboot-failed?token={token}"),
+        control_plane_slot: format!("{base}/control-plane-slot?token={token}"),
     })
 }
 
@@ -286,13 +299,10 @@ pub fn user_data_with(
     material: Option<&RoleMaterial>,
 ) -> Result<String> {
     let cb = callbacks(app, config, machine)?;
+    let firstboot = cb.firstboot();
     let installer = InstallerUrls {
         events: cb.events,
         installed: cb.installed,
-    };
-    let firstboot = FirstbootUrls {
-        joined: cb.joined,
-        failed: cb.firstboot_failed,
     };
     let text = crate::firstboot::autoinstall::user_data(
         &app.renderer,
@@ -462,6 +472,7 @@ mod tests {
             "{linux}"
         );
         assert!(linux.contains(" autoinstall "), "{linux}");
+        assert!(linux.contains(" BOOTIF=01-"), "{linux}");
         assert!(
             linux.contains(" url=http://10.55.0.1:8080/assets/ubuntu-24.04-arm64/live-server.iso "),
             "{linux}"

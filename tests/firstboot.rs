@@ -213,6 +213,7 @@ fn urls(m: &Machine) -> (InstallerUrls, FirstbootUrls) {
         FirstbootUrls {
             joined: format!("{base}/joined?token={t}"),
             failed: format!("{base}/firstboot-failed?token={t}"),
+            slot: format!("{base}/control-plane-slot?token={t}"),
         },
     )
 }
@@ -365,11 +366,38 @@ fn installer_facts_the_e2e_tests_and_kubelet_rely_on() {
                 ai["reporting"]["bootherd"]["type"].as_str(),
                 Some("webhook")
             );
-            let runcmd = &ai["user-data"]["runcmd"][0][0];
-            let script = scripts::for_role(m.role).0;
+            // The role script runs as a unit that retries until it reported.
+            let runcmd: Vec<Vec<String>> =
+                serde_yaml::from_value(ai["user-data"]["runcmd"].clone()).unwrap();
             assert_eq!(
-                runcmd.as_str(),
-                Some(format!("/usr/local/lib/bootherd/{script}").as_str())
+                runcmd.last().unwrap(),
+                &[
+                    "systemctl",
+                    "enable",
+                    "--now",
+                    "--no-block",
+                    "bootherd-firstboot.service"
+                ]
+            );
+            let unit = file(r, "/etc/systemd/system/bootherd-firstboot.service").unwrap();
+            let script = scripts::for_role(m.role).0;
+            assert!(
+                unit.contains(&format!("ExecStart=/usr/local/lib/bootherd/{script}\n")),
+                "{unit}"
+            );
+            for line in [
+                "Restart=on-failure",
+                "StartLimitIntervalSec=0",
+                "ConditionPathExists=!/var/lib/bootherd/firstboot-reported",
+                "TimeoutStartSec=infinity",
+                "WantedBy=multi-user.target",
+            ] {
+                assert!(unit.lines().any(|l| l == line), "{line}:\n{unit}");
+            }
+            let sudoers = file(r, "/etc/sudoers.d/90-bootherd-ubuntu").unwrap();
+            assert!(
+                sudoers.contains("ubuntu ALL=(ALL) NOPASSWD:ALL"),
+                "{sudoers}"
             );
         }
     }
@@ -615,7 +643,7 @@ fn kubeadm_configs_use_only_v1beta4_fields_and_carry_the_join_facts() {
         let bind = if stacked { 6444 } else { 6443 };
         for r in &rendered {
             let m = &r.machine;
-            let Some(text) = file(r, "/etc/bootherd/kubeadm.yaml") else {
+            let Some(join) = file(r, "/etc/bootherd/kubeadm-join.yaml") else {
                 assert_eq!(
                     m.role,
                     Role::LoadBalancer,
@@ -624,72 +652,81 @@ fn kubeadm_configs_use_only_v1beta4_fields_and_carry_the_join_facts() {
                 );
                 continue;
             };
-            let docs = kubeadm_docs(text);
-            for (_kind, paths) in &docs {
-                for p in paths {
-                    assert!(
-                        allowed.contains(p.as_str()),
-                        "{}: {p} is not a v1beta4 field",
-                        m.hostname
-                    );
+            let init = file(r, "/etc/bootherd/kubeadm-init.yaml");
+            assert_eq!(
+                init.is_some(),
+                m.role == Role::ControlPlane,
+                "{}: every control plane, and only they, can init",
+                m.hostname
+            );
+            for text in init.into_iter().chain([join]) {
+                let docs = kubeadm_docs(text);
+                for (_kind, paths) in &docs {
+                    for p in paths {
+                        assert!(
+                            allowed.contains(p.as_str()),
+                            "{}: {p} is not a v1beta4 field",
+                            m.hostname
+                        );
+                    }
                 }
-            }
-            let doc: Vec<serde_yaml::Value> = {
-                use serde::Deserialize;
-                serde_yaml::Deserializer::from_str(text)
-                    .map(|d| serde_yaml::Value::deserialize(d).unwrap())
-                    .collect()
-            };
-            let kinds: Vec<&str> = doc.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-            if m.hostname == "cp1" {
-                assert_eq!(kinds, ["InitConfiguration", "ClusterConfiguration"]);
-                let (init, cluster) = (&doc[0], &doc[1]);
-                assert_eq!(
-                    init["localAPIEndpoint"]["advertiseAddress"].as_str(),
-                    Some("10.0.0.11")
-                );
-                assert_eq!(init["localAPIEndpoint"]["bindPort"].as_u64(), Some(bind));
-                assert_eq!(
-                    init["bootstrapTokens"][0]["token"].as_str(),
-                    Some("abcdef.0123456789abcdef")
-                );
-                assert_eq!(
-                    cluster["controlPlaneEndpoint"].as_str(),
-                    Some("10.0.0.100:6443")
-                );
-                assert_eq!(
-                    cluster["networking"]["podSubnet"].as_str(),
-                    Some("10.244.0.0/16")
-                );
-                assert_eq!(
-                    cluster["networking"]["serviceSubnet"].as_str(),
-                    Some("10.96.0.0/12")
-                );
-                assert_eq!(
-                    cluster["kubernetesVersion"].as_str(),
-                    Some("@KUBERNETES_VERSION@")
-                );
-                assert!(file(r, "/etc/bootherd/calico-installation.yaml").is_some());
-            } else {
-                assert_eq!(kinds, ["JoinConfiguration"]);
-                let bt = &doc[0]["discovery"]["bootstrapToken"];
-                assert_eq!(bt["token"].as_str(), Some("abcdef.0123456789abcdef"));
-                assert_eq!(bt["apiServerEndpoint"].as_str(), Some("10.0.0.100:6443"));
-                assert_eq!(
-                    bt["caCertHashes"][0].as_str(),
-                    Some(format!("sha256:{}", "ab".repeat(32)).as_str())
-                );
-                let cp = &doc[0]["controlPlane"];
-                if m.role == Role::ControlPlane {
+                let doc: Vec<serde_yaml::Value> = {
+                    use serde::Deserialize;
+                    serde_yaml::Deserializer::from_str(text)
+                        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+                        .collect()
+                };
+                let kinds: Vec<&str> = doc.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+                if kinds[0] == "InitConfiguration" {
+                    assert_eq!(kinds, ["InitConfiguration", "ClusterConfiguration"]);
+                    let (init, cluster) = (&doc[0], &doc[1]);
                     assert_eq!(
-                        cp["localAPIEndpoint"]["advertiseAddress"].as_str(),
+                        init["localAPIEndpoint"]["advertiseAddress"].as_str(),
                         Some(m.ip.to_string().as_str())
                     );
-                    assert_eq!(cp["localAPIEndpoint"]["bindPort"].as_u64(), Some(bind));
+                    assert_eq!(init["localAPIEndpoint"]["bindPort"].as_u64(), Some(bind));
+                    assert_eq!(
+                        init["bootstrapTokens"][0]["token"].as_str(),
+                        Some("abcdef.0123456789abcdef")
+                    );
+                    assert_eq!(
+                        cluster["controlPlaneEndpoint"].as_str(),
+                        Some("10.0.0.100:6443")
+                    );
+                    assert_eq!(
+                        cluster["networking"]["podSubnet"].as_str(),
+                        Some("10.244.0.0/16")
+                    );
+                    assert_eq!(
+                        cluster["networking"]["serviceSubnet"].as_str(),
+                        Some("10.96.0.0/12")
+                    );
+                    assert_eq!(
+                        cluster["kubernetesVersion"].as_str(),
+                        Some("@KUBERNETES_VERSION@")
+                    );
+                    assert!(file(r, "/etc/bootherd/calico-installation.yaml").is_some());
                 } else {
-                    assert!(cp.is_null(), "a worker joins as a worker");
+                    assert_eq!(kinds, ["JoinConfiguration"]);
+                    let bt = &doc[0]["discovery"]["bootstrapToken"];
+                    assert_eq!(bt["token"].as_str(), Some("abcdef.0123456789abcdef"));
+                    assert_eq!(bt["apiServerEndpoint"].as_str(), Some("10.0.0.100:6443"));
+                    assert_eq!(
+                        bt["caCertHashes"][0].as_str(),
+                        Some(format!("sha256:{}", "ab".repeat(32)).as_str())
+                    );
+                    let cp = &doc[0]["controlPlane"];
+                    if m.role == Role::ControlPlane {
+                        assert_eq!(
+                            cp["localAPIEndpoint"]["advertiseAddress"].as_str(),
+                            Some(m.ip.to_string().as_str())
+                        );
+                        assert_eq!(cp["localAPIEndpoint"]["bindPort"].as_u64(), Some(bind));
+                    } else {
+                        assert!(cp.is_null(), "a worker joins as a worker");
+                        assert!(file(r, "/etc/bootherd/calico-installation.yaml").is_none());
+                    }
                 }
-                assert!(file(r, "/etc/bootherd/calico-installation.yaml").is_none());
             }
         }
     }
@@ -714,6 +751,13 @@ fn calico_installation_is_vxlan_cross_subnet_mtu_1400_on_the_pod_cidr() {
     assert_eq!(
         net["ipPools"][0]["encapsulation"].as_str(),
         Some("VXLANCrossSubnet")
+    );
+    // Images from quay.io, not Docker Hub's rate-limited anonymous pulls;
+    // the node address kubelet registered, not the first NIC.
+    assert_eq!(v["spec"]["registry"].as_str(), Some("quay.io/"));
+    assert_eq!(
+        net["nodeAddressAutodetectionV4"]["kubernetes"].as_str(),
+        Some("NodeInternalIP")
     );
 }
 
@@ -783,7 +827,12 @@ fn a_control_plane_without_pki_is_refused() {
 const FAKES: &[(&str, &str)] = &[
     (
         "apt-get",
-        r#"if [ "$1" = install ]; then
+        r#"# Options first (-q, -o NAME=VALUE), then the command.
+while [ "${1#-}" != "$1" ]; do
+    [ "$1" = -o ] && shift
+    shift
+done
+if [ "$1" = install ]; then
     shift
     for p in "$@"; do
         case "$p" in -*) continue ;; esac
@@ -799,9 +848,15 @@ while [ $# -gt 0 ]; do
     last=$1
     shift
 done
+# count FILE: true (and one less) while FILE holds a number above 0.
+count() { n=$(cat "$1" 2>/dev/null || echo 0); [ "$n" -gt 0 ] && echo $((n - 1)) >"$1"; }
 case "$last" in
     *Release.key) echo "fake release key" >"$out" ;;
     */livez) [ ! -e /etc/fake/api-down ] ;;
+    */control-plane-slot*) echo "$last" >>/var/log/fake-slot.log
+        if count /etc/fake/slot-busy; then printf 'wait: cp9 holds it\n409'
+        else printf '%s\n200' "$(cat /etc/fake/slot 2>/dev/null || echo init)"; fi ;;
+    https://10.0.0.100:6443/) ! count /etc/fake/vip-down || exit 7 ;;
     *) echo "$last" >>/var/log/fake-callbacks.log ;;
 esac"#,
     ),
@@ -817,6 +872,8 @@ done"#,
         r#"case "$1" in
     version) echo v1.36.4 ;;
     init) [ ! -e /etc/fake/fail-kubeadm ] || exit 1
+        n=$(cat /etc/fake/init-fails 2>/dev/null || echo 0)
+        if [ "$n" -gt 0 ]; then echo $((n - 1)) >/etc/fake/init-fails; exit 1; fi
         mkdir -p /etc/kubernetes && touch /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf ;;
     join) [ ! -e /etc/fake/fail-kubeadm ] || exit 1
         mkdir -p /etc/kubernetes && touch /etc/kubernetes/kubelet.conf ;;
@@ -842,7 +899,17 @@ echo "2: eth7    inet $BOOTHERD_NODE_IP/24 brd 10.0.0.255 scope global eth7\    
     ("modprobe", ""),
     ("sysctl", ""),
     ("swapoff", ""),
-    ("sleep", ""),
+    // The slot renewer's 50 s is real (it is killed at the end); every
+    // other wait passes at once.
+    ("sleep", r#"[ "$1" != 50 ] || exec /bin/sleep 50"#),
+    (
+        "date",
+        r#"if [ "$1" = +%s ] && [ -e /etc/fake/clock-behind ]; then
+    n=$(cat /etc/fake/clock-behind)
+    if [ "$n" -gt 0 ]; then echo $((n - 1)) >/etc/fake/clock-behind; echo 86400; exit 0; fi
+fi
+exec /bin/date "$@""#,
+    ),
 ];
 
 /// A Debian minbase root, made once per target directory.
@@ -893,6 +960,13 @@ fn node(r: &Rendered, setup: &[(&str, &str)]) -> Node {
         "UUID=1234 / ext4 defaults 0 1\n/swap.img none swap sw 0 0\n",
     )
     .unwrap();
+    std::fs::create_dir_all(root.join("sys/fs/cgroup")).unwrap();
+    let controllers = if setup.iter().any(|(n, _)| *n == "no-memory-cgroup") {
+        "cpuset cpu io pids\n"
+    } else {
+        "cpuset cpu io memory hugetlb pids\n"
+    };
+    std::fs::write(root.join("sys/fs/cgroup/cgroup.controllers"), controllers).unwrap();
     std::fs::create_dir_all(root.join("etc/fake")).unwrap();
     for (name, text) in setup {
         std::fs::write(root.join("etc/fake").join(name), text).unwrap();
@@ -980,7 +1054,10 @@ fn rendered_by_name(stacked: bool, host: &str) -> (tempfile::TempDir, Rendered) 
     (dir, r)
 }
 
-const FINAL_CONFIG: &str = "--config /etc/bootherd/kubeadm.final.yaml";
+/// `--config` of the kubeadm `action` (init or join) the script ran.
+fn final_config(action: &str) -> String {
+    format!("--config /etc/bootherd/kubeadm-{action}.final.yaml")
+}
 
 /// `containerd_version` is containerd's major: 1.x uses config version 2, 2.x version 3.
 fn assert_node_prepared(n: &Node, containerd_version: u32) {
@@ -1009,10 +1086,28 @@ fn assert_node_prepared(n: &Node, containerd_version: u32) {
         held.contains("Package: kubeadm\nStatus: hold ok installed"),
         "{held}"
     );
-    assert!(n
-        .read("/etc/bootherd/kubeadm.final.yaml")
-        .contains("v1beta4"));
-    assert_eq!(n.mode("/etc/bootherd/kubeadm.final.yaml"), 0o600);
+    let final_yaml = n.calls("kubeadm").iter().find_map(|c| {
+        c.split_whitespace()
+            .skip_while(|w| *w != "--config")
+            .nth(1)
+            .map(str::to_string)
+    });
+    if let Some(path) = final_yaml {
+        assert!(n.read(&path).contains("v1beta4"));
+        assert_eq!(n.mode(&path), 0o600);
+    }
+    // kubeadm's preflight needs these, and kubelet does not pull them in.
+    let installed = n.read("/var/lib/dpkg/status");
+    for p in ["conntrack", "socat", "ebtables", "ethtool", "iptables"] {
+        assert!(
+            installed.contains(&format!("Package: {p}\n")),
+            "{p} is not installed"
+        );
+    }
+    // Every apt call waits for a dpkg lock held by unattended-upgrades.
+    for call in n.calls("apt-get") {
+        assert!(call.contains("-o DPkg::Lock::Timeout=600"), "{call}");
+    }
 }
 
 #[test]
@@ -1029,11 +1124,14 @@ fn role_scripts_run_in_a_debian_root_and_a_second_run_changes_nothing() {
     for &(stacked, host, kubeadm, containerd) in cases {
         let ctx = format!("{host} (stacked: {stacked})");
         let (_dir, r) = rendered_by_name(stacked, host);
-        let setup: &[(&str, &str)] = if containerd == 2 {
-            &[("containerd-version", "2.0.2")]
-        } else {
-            &[]
-        };
+        let mut setup: Vec<(&str, &str)> = Vec::new();
+        if containerd == 2 {
+            setup.push(("containerd-version", "2.0.2"));
+        }
+        if kubeadm == ["join"] && r.machine.role == Role::ControlPlane {
+            setup.push(("slot", "join"));
+        }
+        let setup = &setup[..];
         let n = node(&r, setup);
         assert!(
             n.run(),
@@ -1044,7 +1142,7 @@ fn role_scripts_run_in_a_debian_root_and_a_second_run_changes_nothing() {
         assert!(log.contains("first boot finished"), "{ctx}:\n{log}");
         let want: Vec<String> = kubeadm
             .iter()
-            .map(|c| format!("{c} {FINAL_CONFIG}"))
+            .map(|c| format!("{c} {}", final_config(c)))
             .collect();
         let got: Vec<String> = n
             .calls("kubeadm")
@@ -1077,7 +1175,7 @@ fn role_scripts_run_in_a_debian_root_and_a_second_run_changes_nothing() {
         }
         if kubeadm == ["init"] {
             assert!(n
-                .read("/etc/bootherd/kubeadm.final.yaml")
+                .read("/etc/bootherd/kubeadm-init.final.yaml")
                 .contains("kubernetesVersion: \"v1.36.4\""));
             let kubectl = n.calls("kubectl").join("\n");
             assert!(
@@ -1159,4 +1257,95 @@ fn a_failing_step_ends_in_a_failure_callback_naming_it() {
     assert!(n
         .read("/var/log/bootherd-firstboot.log")
         .contains("unknown containerd version"));
+}
+
+/// Lines of the fakes' call log, in order, that start with `prefix`.
+fn call_positions(n: &Node, prefix: &str) -> Vec<usize> {
+    n.read("/var/log/fake-calls.log")
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with(prefix))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn the_control_plane_that_inits_waits_for_the_vip_and_outlasts_failed_inits() {
+    common::require(&["debootstrap", "unshare", "chroot"]);
+    let (_dir, r) = rendered_by_name(false, "cp1");
+    // The load balancers come up late, and the first four inits fail (the
+    // old script gave up after three).
+    let n = node(&r, &[("vip-down", "3"), ("init-fails", "4")]);
+    assert!(n.run(), "{}", n.read("/var/log/bootherd-firstboot.log"));
+    let inits = call_positions(&n, "kubeadm init");
+    assert_eq!(inits.len(), 5, "{:?}", n.calls("kubeadm"));
+    let probes = call_positions(
+        &n,
+        "curl -ks -o /dev/null --max-time 5 https://10.0.0.100:6443/",
+    );
+    assert_eq!(
+        probes.len(),
+        4,
+        "three refused probes, then one that connects"
+    );
+    assert!(
+        probes.iter().all(|p| *p < inits[0]),
+        "init ran before the VIP listened"
+    );
+    assert_eq!(
+        n.read("/var/log/fake-callbacks.log"),
+        format!("{}\n", urls(&r.machine).1.joined)
+    );
+}
+
+#[test]
+fn a_control_plane_waits_for_the_slot_and_runs_what_it_says() {
+    common::require(&["debootstrap", "unshare", "chroot"]);
+    // cp1, first in the config, joins when bootherd says so.
+    let (_dir, r) = rendered_by_name(false, "cp1");
+    let n = node(&r, &[("slot-busy", "2"), ("slot", "join")]);
+    assert!(n.run(), "{}", n.read("/var/log/bootherd-firstboot.log"));
+    let slot_url = urls(&r.machine).1.slot;
+    let asked = n.read("/var/log/fake-slot.log");
+    assert!(
+        asked.lines().filter(|l| *l == slot_url).count() >= 3,
+        "{asked}"
+    );
+    let got: Vec<String> = n
+        .calls("kubeadm")
+        .into_iter()
+        .filter(|c| !c.starts_with("version"))
+        .collect();
+    assert_eq!(got, [format!("join {}", final_config("join"))]);
+    assert!(
+        n.calls("kubectl").is_empty(),
+        "only the node that inits applies Calico"
+    );
+    assert!(n
+        .read("/var/log/bootherd-firstboot.log")
+        .contains("no control-plane slot yet (HTTP 409): wait: cp9 holds it"));
+}
+
+#[test]
+fn no_memory_cgroup_fails_with_the_fix_and_a_clock_behind_is_waited_for() {
+    common::require(&["debootstrap", "unshare", "chroot"]);
+    let (_dir, r) = rendered_by_name(false, "w1");
+    let n = node(&r, &[("no-memory-cgroup", "")]);
+    assert!(!n.run());
+    assert_eq!(
+        n.read("/var/log/fake-callbacks.log"),
+        format!("{}&step=memory-cgroup\n", urls(&r.machine).1.failed)
+    );
+    assert!(n
+        .read("/var/log/bootherd-firstboot.log")
+        .contains("add 'cgroup_enable=memory cgroup_memory=1' to the kernel command line"));
+
+    let n = node(&r, &[("clock-behind", "2")]);
+    assert!(n.run(), "{}", n.read("/var/log/bootherd-firstboot.log"));
+    let log = n.read("/var/log/bootherd-firstboot.log");
+    assert_eq!(
+        log.matches("before this node's seed was made").count(),
+        2,
+        "{log}"
+    );
 }

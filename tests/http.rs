@@ -64,6 +64,8 @@ fn the_lifecycle_moves_by_callbacks_not_boots() {
         install.contains("autoinstall") && install.contains("ip=dhcp") && install.contains("url="),
         "{install}"
     );
+    // With several NICs the installer must take the one that netbooted.
+    assert!(install.contains(&format!(" BOOTIF=01-{MAC} ")), "{install}");
     assert!(
         !script(&s, "pcbios").contains("initrd=initrd"),
         "BIOS gets no initrd= argument"

@@ -345,8 +345,20 @@ fn pi_seed_is_cloud_config_with_the_role_first_boot_and_passes_cloud_init_schema
             "control-plane.sh"
         };
         assert_eq!(
-            doc["runcmd"][0][0].as_str(),
-            Some(format!("/usr/local/lib/bootherd/{script}").as_str())
+            doc["runcmd"][1][4].as_str(),
+            Some("bootherd-firstboot.service"),
+            "the unit that runs the role script is started"
+        );
+        let unit = doc["write_files"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"].as_str() == Some("/etc/systemd/system/bootherd-firstboot.service"))
+            .and_then(|f| f["content"].as_str())
+            .unwrap();
+        assert!(
+            unit.contains(&format!("ExecStart=/usr/local/lib/bootherd/{script}\n")),
+            "{unit}"
         );
         let paths: Vec<&str> = doc["write_files"]
             .as_sequence()
@@ -354,7 +366,14 @@ fn pi_seed_is_cloud_config_with_the_role_first_boot_and_passes_cloud_init_schema
             .iter()
             .map(|f| f["path"].as_str().unwrap())
             .collect();
-        assert!(paths.contains(&"/etc/bootherd/kubeadm.yaml"), "{paths:?}");
+        assert!(
+            paths.contains(&"/etc/bootherd/kubeadm-join.yaml"),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"/etc/sudoers.d/90-bootherd-ubuntu"),
+            "sudo works for the SSH user: {paths:?}"
+        );
         assert_eq!(
             paths.contains(&"/etc/bootherd/pki/ca.key"),
             host == "pi5cp",

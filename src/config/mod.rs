@@ -32,7 +32,8 @@ pub struct Config {
     pub dhcp: Dhcp,
     pub tftp: Tftp,
     pub cluster: Cluster,
-    /// In file order: the first control plane is the one that runs `kubeadm init`.
+    /// In file order (which control plane runs `kubeadm init` is decided
+    /// at first boot, by `crate::bringup`).
     pub machines: Vec<Machine>,
 }
 

@@ -48,7 +48,7 @@ pub fn user_data(
     let installed = match material {
         Some(material) => {
             let files = role_files(renderer, config, machine, material, firstboot)?;
-            Some(installed_cloud_config(machine, &files)?)
+            Some(installed_cloud_config(&files)?)
         }
         None => None,
     };

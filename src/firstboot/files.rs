@@ -2,9 +2,9 @@
 //! "Security" is enforced: the PKI only for control planes, the token and CA
 //! hash for nodes that join, the VRRP password only for the VIP holders.
 
-use super::kubeadm::{init_config, is_first_control_plane, join_config};
+use super::kubeadm::{init_config, join_config};
 use super::lb::{haproxy_cfg, holds_vip, keepalived_conf};
-use super::{scripts, RoleMaterial, CALICO_VERSION, ETC_DIR, LIB_DIR, POD_MTU};
+use super::{scripts, RoleMaterial, CALICO_REGISTRY, CALICO_VERSION, ETC_DIR, LIB_DIR, POD_MTU};
 use crate::config::{Config, Machine, Role};
 use crate::render::Renderer;
 use anyhow::{bail, Context as _, Result};
@@ -20,12 +20,20 @@ pub struct RoleFile {
 }
 
 /// Where the role script reports its result; the failure URL gets
-/// `&step=<name>` appended by the script.
+/// `&step=<name>` appended by the script. A control plane asks `slot`
+/// whether it inits or joins.
 #[derive(Debug, Clone)]
 pub struct FirstbootUrls {
     pub joined: String,
     pub failed: String,
+    pub slot: String,
 }
+
+/// The unit that runs the role script until it has reported success: at
+/// the first boot, and again after a failure or a reboot.
+pub const FIRSTBOOT_UNIT: &str = "bootherd-firstboot.service";
+/// The image's default user (x86 autoinstall identity, and the Pi image's).
+pub const ADMIN_USER: &str = "ubuntu";
 
 const SECRET: &str = "0600";
 const PUBLIC: &str = "0644";
@@ -50,7 +58,7 @@ pub fn role_files(
     material.check()?;
     let mut out = Vec::new();
     let lb = holds_vip(config, machine);
-    let first = machine.role == Role::ControlPlane && is_first_control_plane(config, machine);
+    let control_plane = machine.role == Role::ControlPlane;
 
     out.push(file(
         format!("{LIB_DIR}/common.sh"),
@@ -70,8 +78,19 @@ pub fn role_files(
     // The env file carries the callback URLs with the install token.
     out.push(file(
         format!("{ETC_DIR}/firstboot.env"),
-        env_file(config, machine, lb, first, urls),
+        env_file(config, machine, lb, urls),
         SECRET,
+    ));
+    out.push(file(
+        format!("/etc/systemd/system/{FIRSTBOOT_UNIT}"),
+        firstboot_unit(machine),
+        PUBLIC,
+    ));
+    // The admin user's password is locked (SSH keys only): sudo must not ask for it.
+    out.push(file(
+        format!("/etc/sudoers.d/90-bootherd-{ADMIN_USER}"),
+        format!("# bootherd: {ADMIN_USER} logs in with SSH keys only; its password is locked.\n{ADMIN_USER} ALL=(ALL) NOPASSWD:ALL\n"),
+        "0440",
     ));
 
     if machine.role != Role::LoadBalancer {
@@ -83,12 +102,19 @@ pub fn role_files(
                 PUBLIC,
             ));
         }
-        let kubeadm = if first {
-            init_config(renderer, config, machine, material)?
-        } else {
-            join_config(renderer, config, machine, material)?
-        };
-        out.push(file(format!("{ETC_DIR}/kubeadm.yaml"), kubeadm, SECRET));
+        // Every control plane can init: bootherd's slot decides which does.
+        if control_plane {
+            out.push(file(
+                format!("{ETC_DIR}/kubeadm-init.yaml"),
+                init_config(renderer, config, machine, material)?,
+                SECRET,
+            ));
+        }
+        out.push(file(
+            format!("{ETC_DIR}/kubeadm-join.yaml"),
+            join_config(renderer, config, machine, material)?,
+            SECRET,
+        ));
     }
     if machine.role == Role::ControlPlane {
         let Some(pki) = &material.pki else {
@@ -102,10 +128,11 @@ pub fn role_files(
             out.push(file(format!("{ETC_DIR}/pki/{name}"), pem.into(), mode));
         }
     }
-    if first {
+    if control_plane {
         let mut ctx = Context::new();
         ctx.insert("mtu", &POD_MTU);
         ctx.insert("pod_cidr", &config.cluster.pod_cidr.to_string());
+        ctx.insert("registry", CALICO_REGISTRY);
         out.push(file(
             format!("{ETC_DIR}/calico-installation.yaml"),
             renderer.render("calico/installation.yaml", &ctx)?,
@@ -132,13 +159,7 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-fn env_file(
-    config: &Config,
-    machine: &Machine,
-    lb: bool,
-    first: bool,
-    urls: &FirstbootUrls,
-) -> String {
+fn env_file(config: &Config, machine: &Machine, lb: bool, urls: &FirstbootUrls) -> String {
     let flag = |b: bool| if b { "1" } else { "0" }.to_string();
     let vars = [
         ("BOOTHERD_ROLE", machine.role.name().to_string()),
@@ -149,11 +170,12 @@ fn env_file(
             "BOOTHERD_K8S_MINOR",
             config.cluster.kubernetes_version.clone(),
         ),
-        ("BOOTHERD_FIRST_CONTROL_PLANE", flag(first)),
         ("BOOTHERD_HOLDS_VIP", flag(lb)),
-        ("BOOTHERD_CALICO_VERSION", CALICO_VERSION.to_string()),
+        ("BOOTHERD_CALICO_MANIFEST", calico_manifest_url()),
+        ("BOOTHERD_NOT_BEFORE", not_before().to_string()),
         ("BOOTHERD_JOINED_URL", urls.joined.clone()),
         ("BOOTHERD_FAILED_URL", urls.failed.clone()),
+        ("BOOTHERD_SLOT_URL", urls.slot.clone()),
     ];
     let mut text = format!(
         "# bootherd first-boot settings for {}; sourced by the role scripts.\n",
@@ -165,9 +187,53 @@ fn env_file(
     text
 }
 
+/// The Calico operator manifest the control plane that inits applies.
+fn calico_manifest_url() -> String {
+    format!("https://raw.githubusercontent.com/projectcalico/calico/{CALICO_VERSION}/manifests/tigera-operator.yaml")
+}
+
+/// The start of today (UTC, unix seconds): a node whose clock is earlier
+/// than the day its seed was made has a clock that is behind. A day, not
+/// the second: the seed stays the same all day.
+fn not_before() -> u64 {
+    crate::inventory::unix_now() / 86_400 * 86_400
+}
+
+/// The unit that runs the role script: after the network is up, again 30 s
+/// after each failure (growing to 10 minutes on systemd 254 and later), and
+/// at every boot until the script has reported success. A transient
+/// failure — a mirror down, the VIP not there yet — needs nobody.
+fn firstboot_unit(machine: &Machine) -> String {
+    let (script, _) = scripts::for_role(machine.role);
+    format!(
+        "# bootherd: the first boot of {host} as {role}.
+[Unit]
+Description=bootherd first boot: join the cluster as {role}
+Wants=network-online.target
+After=network-online.target
+ConditionPathExists=!/var/lib/bootherd/firstboot-reported
+StartLimitIntervalSec=0
+
+[Service]
+Type=oneshot
+ExecStart={LIB_DIR}/{script}
+Restart=on-failure
+RestartSec=30s
+RestartSteps=5
+RestartMaxDelaySec=10min
+TimeoutStartSec=infinity
+
+[Install]
+WantedBy=multi-user.target
+",
+        host = machine.hostname,
+        role = machine.role.name(),
+    )
+}
+
 /// The cloud-config the installed system runs on first boot: the files,
-/// then the role script.
-pub fn installed_cloud_config(machine: &Machine, files: &[RoleFile]) -> Result<serde_yaml::Value> {
+/// then the unit that runs the role script.
+pub fn installed_cloud_config(files: &[RoleFile]) -> Result<serde_yaml::Value> {
     let write_files: Vec<serde_json::Value> = files
         .iter()
         .map(|f| {
@@ -179,10 +245,10 @@ pub fn installed_cloud_config(machine: &Machine, files: &[RoleFile]) -> Result<s
             })
         })
         .collect();
-    let (script, _) = scripts::for_role(machine.role);
+    // --no-block: the unit must not wait inside cloud-init's own run.
     let doc = serde_json::json!({
         "write_files": write_files,
-        "runcmd": [[format!("{LIB_DIR}/{script}")]],
+        "runcmd": [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "--no-block", FIRSTBOOT_UNIT]],
     });
     serde_yaml::to_value(doc).context("converting the first-boot cloud-config")
 }

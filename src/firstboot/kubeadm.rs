@@ -1,17 +1,13 @@
-//! kubeadm configs (v1beta4): InitConfiguration + ClusterConfiguration for
-//! the first control plane, JoinConfiguration for every other node.
+//! kubeadm configs (v1beta4): InitConfiguration + ClusterConfiguration,
+//! which every control plane gets (bootherd's slot decides at first boot
+//! which one runs `kubeadm init`), and JoinConfiguration for every node
+//! that joins.
 
 use super::{RoleMaterial, API_PORT, STACKED_API_PORT, VERSION_PLACEHOLDER};
 use crate::config::{Config, LoadBalancerMode, Machine, Role};
 use crate::render::Renderer;
 use anyhow::Result;
 use tera::Context;
-
-/// Whether `machine` is the control plane that runs `kubeadm init`: the
-/// first one in the config, so exactly one node ever initialises.
-pub fn is_first_control_plane(config: &Config, machine: &Machine) -> bool {
-    config.control_planes().next().map(|m| m.mac) == Some(machine.mac)
-}
 
 /// The port the API server itself listens on (haproxy takes 6443 in stacked mode).
 pub fn api_bind_port(config: &Config) -> u16 {
@@ -33,7 +29,7 @@ fn base_context(config: &Config, machine: &Machine, material: &RoleMaterial) -> 
     ctx
 }
 
-/// `kubeadm init --config` input for the first control plane.
+/// `kubeadm init --config` input for a control plane.
 pub fn init_config(
     renderer: &Renderer,
     config: &Config,

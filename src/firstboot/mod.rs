@@ -35,6 +35,8 @@ pub const INTERFACE_PLACEHOLDER: &str = "@NODE_INTERFACE@";
 pub const VERSION_PLACEHOLDER: &str = "@KUBERNETES_VERSION@";
 /// Calico release the first control plane applies (operator install).
 pub const CALICO_VERSION: &str = "v3.29.2";
+/// Where Calico's images come from: Tigera's own registry, not Docker Hub.
+pub const CALICO_REGISTRY: &str = "quay.io/";
 /// Pod network MTU: VXLAN adds 50 bytes, and 1400 leaves room for links below 1500.
 pub const POD_MTU: u32 = 1400;
 pub use crate::config::{API_PORT, STACKED_API_PORT};

@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::artifacts;
 use crate::cluster::Secrets;
 use crate::config::{Config, Machine};
-use crate::firstboot::files::{installed_cloud_config, FirstbootUrls};
+use crate::firstboot::files::installed_cloud_config;
 use crate::firstboot::role_files;
 use anyhow::{bail, Context as _, Result};
 use serde_yaml::{Mapping, Value};
@@ -20,12 +20,8 @@ pub fn user_data(app: &App, config: &Config, machine: &Machine) -> Result<String
     let secrets = Secrets::load_or_create(config)?;
     let material = artifacts::role_material(&secrets, config, machine);
     let cb = artifacts::callbacks(app, config, machine)?;
-    let urls = FirstbootUrls {
-        joined: cb.joined,
-        failed: cb.firstboot_failed,
-    };
-    let files = role_files(&app.renderer, config, machine, &material, &urls)?;
-    let Value::Mapping(first_boot) = installed_cloud_config(machine, &files)? else {
+    let files = role_files(&app.renderer, config, machine, &material, &cb.firstboot())?;
+    let Value::Mapping(first_boot) = installed_cloud_config(&files)? else {
         bail!("the first-boot cloud-config is not a mapping");
     };
     let mut doc = Mapping::new();
