@@ -100,6 +100,10 @@ fn make_image(dir: &Path) -> PiImage {
             "user-data",
             b"#cloud-config\n# the image's own default\n".to_vec(),
         ),
+        (
+            "cmdline.txt",
+            b"console=serial0,115200 multipath=off dwc_otg.lpm_enable=0 console=tty1 root=LABEL=writable rootfstype=ext4 rootwait fixrtc\n".to_vec(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -875,8 +879,16 @@ fn assert_installed(
         meta.contains(&format!("instance-id: bootherd-pi1-{}", &token[..12])),
         "{meta}"
     );
+    // kubelet needs the memory cgroup, which Pi kernels start without.
+    let cmdline = String::from_utf8(mcopy_out(disk, off, "cmdline.txt")).unwrap();
+    let original = String::from_utf8(image.boot_files["cmdline.txt"].clone()).unwrap();
+    assert_eq!(
+        cmdline,
+        format!("{} cgroup_enable=memory cgroup_memory=1\n", original.trim_end()),
+        "one line, the image's words kept"
+    );
     for (name, data) in &image.boot_files {
-        if name != "user-data" {
+        if name != "user-data" && name != "cmdline.txt" {
             assert_eq!(&mcopy_out(disk, off, name), data, "{name} changed");
         }
     }

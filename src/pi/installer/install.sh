@@ -243,6 +243,23 @@ for f in user-data meta-data network-config; do
 		abort "cannot write $f onto $boot_part"
 	}
 done
+# Pi kernels start with the memory cgroup off (the Pi 5 device tree even
+# adds cgroup_disable=memory); kubelet cannot run without it. cmdline.txt
+# is one line: the words go at its end, once.
+if [ -f "$mnt/cmdline.txt" ]; then
+	line=
+	IFS= read -r line <"$mnt/cmdline.txt" || true
+	case " $line " in
+	*" cgroup_enable=memory "*) ;;
+	*)
+		if ! { printf '%s cgroup_enable=memory cgroup_memory=1\n' "$line" >"$mnt/cmdline.txt.tmp" &&
+			mv "$mnt/cmdline.txt.tmp" "$mnt/cmdline.txt"; }; then
+			umount "$mnt"
+			abort "cannot turn on the memory cgroup in $boot_part's cmdline.txt"
+		fi
+		;;
+	esac
+fi
 sync
 umount "$mnt" || abort "cannot unmount $boot_part"
 sync
