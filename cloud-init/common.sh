@@ -181,6 +181,10 @@ memory_cgroup() {
 # the seed was made, and for time sync where systemd reports it.
 wait_for_clock() {
     step clock
+    # timesyncd started before cloud-init wrote the network's servers.
+    if [ -f /etc/systemd/timesyncd.conf.d/bootherd.conf ]; then
+        systemctl try-restart systemd-timesyncd.service || true
+    fi
     until [ "$(date +%s)" -ge "$BOOTHERD_NOT_BEFORE" ]; do
         log "the clock says $(date -u +%Y-%m-%dT%H:%M:%SZ), before this node's seed was made: waiting for time sync"
         timedatectl set-ntp true 2>/dev/null || true
@@ -239,7 +243,8 @@ containerd_setup() {
 kubernetes_repo() {
     step kubernetes-repo
     apt_install ca-certificates curl gpg
-    local url="https://pkgs.k8s.io/core:/stable:/v${BOOTHERD_K8S_MINOR}/deb/"
+    # pkgs.k8s.io's repository of the cluster's minor, or the site's copy.
+    local url=$BOOTHERD_K8S_REPO
     local keyring=/etc/apt/keyrings/kubernetes-apt-keyring.gpg
     if [ ! -s "$keyring" ]; then
         local key
@@ -279,15 +284,34 @@ prepare_node() {
     kubernetes_packages
 }
 
+# The bootstrap token bootherd holds now: the seed's token may have expired
+# while this machine sat waiting (bootherd renews it). Falls back to the
+# seed's token when bootherd cannot be asked.
+current_token() {
+    local t
+    t=$(curl -fsS --max-time 20 "$BOOTHERD_TOKEN_URL" 2>/dev/null) || t=
+    if [[ "$t" =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]]; then
+        printf '%s\n' "$t"
+    else
+        log "cannot ask bootherd for the current bootstrap token; using the seed's" >&2
+    fi
+}
+
 # kubeadm_config init|join: that kubeadm config, with the installed
-# kubeadm's exact version filled in, at $KUBEADM_CONFIG.
+# kubeadm's exact version and bootherd's current bootstrap token filled in,
+# at $KUBEADM_CONFIG.
 KUBEADM_CONFIG=
 kubeadm_config() {
     step kubeadm-config
-    local version
+    local version token edits
     version=$(kubeadm version -o short)
+    edits=(-E -e "s/@KUBERNETES_VERSION@/${version}/")
+    token=$(current_token)
+    if [ -n "$token" ]; then
+        edits+=(-e "s/(token: )\"[a-z0-9]{6}\.[a-z0-9]{16}\"/\\1\"${token}\"/")
+    fi
     KUBEADM_CONFIG=$BOOTHERD_ETC/kubeadm-$1.final.yaml
-    put "$KUBEADM_CONFIG" 0600 < <(sed "s/@KUBERNETES_VERSION@/${version}/" "$BOOTHERD_ETC/kubeadm-$1.yaml")
+    put "$KUBEADM_CONFIG" 0600 < <(sed "${edits[@]}" "$BOOTHERD_ETC/kubeadm-$1.yaml")
 }
 
 api_answers() {

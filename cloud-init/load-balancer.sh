@@ -39,9 +39,17 @@ keepalived_setup() {
     fi
 }
 
+# A control plane added to the config later becomes a backend: a timer
+# fetches haproxy.cfg from bootherd every 2 minutes.
+haproxy_sync_timer() {
+    step haproxy-sync
+    systemctl enable --now bootherd-haproxy-sync.timer
+}
+
 load_balancer_steps() {
     haproxy_setup
     keepalived_setup
+    haproxy_sync_timer
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

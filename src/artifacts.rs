@@ -226,6 +226,8 @@ pub struct Callbacks {
     /// The role script appends `&step=<name>`.
     pub firstboot_failed: String,
     pub control_plane_slot: String,
+    pub haproxy: String,
+    pub bootstrap_token: String,
 }
 
 impl Callbacks {
@@ -235,6 +237,8 @@ impl Callbacks {
             joined: self.joined.clone(),
             failed: self.firstboot_failed.clone(),
             slot: self.control_plane_slot.clone(),
+            haproxy: self.haproxy.clone(),
+            bootstrap_token: self.bootstrap_token.clone(),
         }
     }
 }
@@ -252,6 +256,8 @@ pub fn callbacks(app: &App, config: &Config, machine: &Machine) -> Result<Callba
         joined: format!("{base}/joined?token={token}"),
         firstboot_failed: format!("{base}/firstboot-failed?token={token}"),
         control_plane_slot: format!("{base}/control-plane-slot?token={token}"),
+        haproxy: format!("{base}/haproxy.cfg?token={token}"),
+        bootstrap_token: format!("{base}/bootstrap-token?token={token}"),
     })
 }
 

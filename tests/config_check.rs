@@ -474,3 +474,38 @@ fn a_pi_with_ubuntu_22_04_is_refused() {
         "Ubuntu 24.04's preinstalled raspi image",
     );
 }
+
+#[test]
+fn ntp_servers_must_be_addresses() {
+    let t = edit(
+        "gateway = \"10.0.0.1\"\n",
+        "gateway = \"10.0.0.1\"\nntp = [\"ntp.example\"]\n",
+    );
+    assert_refused(
+        &t,
+        line_of(&t, "ntp ="),
+        "NTP server `ntp.example` is not valid",
+    );
+    let t = edit(
+        "gateway = \"10.0.0.1\"\n",
+        "gateway = \"10.0.0.1\"\nntp = [\"10.0.0.1\"]\n",
+    );
+    let (code, out) = check(&t);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn mirrors_must_be_http_urls() {
+    let t = format!("{BASE}\n[mirrors]\nkubernetes = \"ftp://10.0.0.5/k8s\"\n");
+    assert_refused(
+        &t,
+        line_of(&t, "kubernetes ="),
+        "[mirrors] kubernetes `ftp://10.0.0.5/k8s` is not an http:// or https:// URL",
+    );
+    let t = format!("{BASE}\n[mirrors]\nregistry = \"http://10.0.0.5:5000\"\napt = \"http://10.0.0.5/ubuntu\"\n");
+    let (code, out) = check(&t);
+    assert_eq!(code, 0, "{out}");
+    let t = format!("{BASE}\n[mirrors]\nrepo = \"http://10.0.0.5\"\n");
+    let (code, out) = check(&t);
+    assert_eq!(code, 1, "an unknown key is refused:\n{out}");
+}

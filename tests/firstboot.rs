@@ -29,6 +29,7 @@ mode = "authoritative"
 subnet = "10.0.0.0/24"
 gateway = "10.0.0.1"
 dns = ["10.0.0.1", "9.9.9.9"]
+ntp = ["10.0.0.1", "10.0.0.3"]
 pool = "10.0.0.200-10.0.0.250"
 
 [cluster]
@@ -43,6 +44,8 @@ ssh_authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBootherdTestKeyOnly
     );
     if stacked {
         t.push_str("load_balancer = \"stacked\"\n");
+        // The stacked variant is also the air-gapped site: every mirror set.
+        t.push_str(MIRRORS);
     }
     // Machines that will boot BIOS and UEFI alike: the seed does not depend
     // on the firmware, only on the machine, so one of each OS and disk choice.
@@ -118,6 +121,15 @@ ssh_authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBootherdTestKeyOnly
     }
     t
 }
+
+const MIRRORS: &str = r#"
+[mirrors]
+apt = "http://10.0.0.5/ubuntu/"
+apt_ports = "http://10.0.0.5/ubuntu-ports"
+kubernetes = "http://10.0.0.5/kubernetes"
+registry = "http://10.0.0.5:5000"
+calico_manifest = "http://10.0.0.5/files/tigera-operator.yaml"
+"#;
 
 fn example(stacked: bool) -> Config {
     match parse(&example_toml(stacked)) {
@@ -214,6 +226,8 @@ fn urls(m: &Machine) -> (InstallerUrls, FirstbootUrls) {
             joined: format!("{base}/joined?token={t}"),
             failed: format!("{base}/firstboot-failed?token={t}"),
             slot: format!("{base}/control-plane-slot?token={t}"),
+            haproxy: format!("{base}/haproxy.cfg?token={t}"),
+            bootstrap_token: format!("{base}/bootstrap-token?token={t}"),
         },
     )
 }
@@ -394,6 +408,13 @@ fn installer_facts_the_e2e_tests_and_kubelet_rely_on() {
             ] {
                 assert!(unit.lines().any(|l| l == line), "{line}:\n{unit}");
             }
+            // Time from the provisioning network's servers (no battery clock on a Pi).
+            assert_eq!(
+                file(r, "/etc/systemd/timesyncd.conf.d/bootherd.conf"),
+                Some(
+                    "# bootherd: the provisioning network's time servers ([dhcp] ntp).\n[Time]\nNTP=10.0.0.1 10.0.0.3\n"
+                )
+            );
             let sudoers = file(r, "/etc/sudoers.d/90-bootherd-ubuntu").unwrap();
             assert!(
                 sudoers.contains("ubuntu ALL=(ALL) NOPASSWD:ALL"),
@@ -857,6 +878,8 @@ case "$last" in
         if count /etc/fake/slot-busy; then printf 'wait: cp9 holds it\n409'
         else printf '%s\n200' "$(cat /etc/fake/slot 2>/dev/null || echo init)"; fi ;;
     https://10.0.0.100:6443/) ! count /etc/fake/vip-down || exit 7 ;;
+    */haproxy.cfg*) cp /etc/fake/haproxy.cfg "$out" ;;
+    */bootstrap-token*) cat /etc/fake/current-token 2>/dev/null || exit 22 ;;
     *) echo "$last" >>/var/log/fake-callbacks.log ;;
 esac"#,
     ),
@@ -994,8 +1017,13 @@ fn chmod(p: &Path, mode: &str) {
 }
 
 impl Node {
-    /// Runs the role script as cloud-init's runcmd would; true when it succeeded.
+    /// Runs the role script as its unit would; true when it succeeded.
     fn run(&self) -> bool {
+        self.run_script(&self.script)
+    }
+
+    /// Runs `script` (a path on the node) as root in the node; true when it succeeded.
+    fn run_script(&self, script: &str) -> bool {
         // A private mount namespace: /proc (bash's process substitution
         // needs /dev/fd) goes away with the process.
         let (ok, _out) = run(Command::new("unshare")
@@ -1007,7 +1035,7 @@ impl Node {
             )
             .arg("sh")
             .arg(&self.root)
-            .arg(&self.script));
+            .arg(script));
         ok
     }
 
@@ -1075,9 +1103,17 @@ fn assert_node_prepared(n: &Node, containerd_version: u32) {
     let sysctl = n.read("/etc/sysctl.d/99-bootherd-kubernetes.conf");
     assert!(sysctl.contains("net.ipv4.ip_forward = 1"));
     assert!(sysctl.contains("net.bridge.bridge-nf-call-iptables = 1"));
+    // pkgs.k8s.io's repository of the minor, or the mirror's copy of it.
+    let env = n.read("/etc/bootherd/firstboot.env");
+    let repo = env
+        .lines()
+        .find_map(|l| l.strip_prefix("BOOTHERD_K8S_REPO='"))
+        .and_then(|v| v.strip_suffix('\''))
+        .unwrap();
+    assert!(repo.ends_with("/core:/stable:/v1.36/deb/"), "{repo}");
     assert!(n
         .read("/etc/apt/sources.list.d/kubernetes.list")
-        .contains("https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /"));
+        .contains(&format!("{repo} /")));
     assert!(n
         .read("/etc/fstab")
         .contains("# bootherd: kubelet needs swap off: /swap.img"));
@@ -1178,10 +1214,12 @@ fn role_scripts_run_in_a_debian_root_and_a_second_run_changes_nothing() {
                 .read("/etc/bootherd/kubeadm-init.final.yaml")
                 .contains("kubernetesVersion: \"v1.36.4\""));
             let kubectl = n.calls("kubectl").join("\n");
-            assert!(
-                kubectl.contains("calico/v3.29.2/manifests/tigera-operator.yaml"),
-                "{kubectl}"
-            );
+            let manifest = if stacked {
+                "http://10.0.0.5/files/tigera-operator.yaml"
+            } else {
+                "calico/v3.29.2/manifests/tigera-operator.yaml"
+            };
+            assert!(kubectl.contains(manifest), "{kubectl}");
             assert!(
                 kubectl.contains("apply -f /etc/bootherd/calico-installation.yaml"),
                 "{kubectl}"
@@ -1348,4 +1386,121 @@ fn no_memory_cgroup_fails_with_the_fix_and_a_clock_behind_is_waited_for() {
         2,
         "{log}"
     );
+}
+
+/// `[mirrors]`: an air-gapped site's apt archive (installer), Kubernetes
+/// packages, registry (containerd's hosts.toml) and Calico manifest.
+#[test]
+fn mirrors_reach_the_installer_apt_containerd_and_calico() {
+    for (_dir, config, rendered) in both_variants() {
+        let mirrored = config.mirrors.registry.is_some();
+        for r in &rendered {
+            let m = &r.machine;
+            let doc: serde_yaml::Value = serde_yaml::from_str(&r.user_data).unwrap();
+            let apt = &doc["autoinstall"]["apt"];
+            let env = file(r, "/etc/bootherd/firstboot.env").unwrap();
+            if mirrored {
+                assert_eq!(apt["geoip"].as_bool(), Some(false));
+                assert_eq!(
+                    apt["primary"][0]["uri"].as_str(),
+                    Some("http://10.0.0.5/ubuntu"),
+                    "{}: the trailing / is dropped",
+                    m.hostname
+                );
+                assert!(env.contains(
+                    "BOOTHERD_K8S_REPO='http://10.0.0.5/kubernetes/core:/stable:/v1.36/deb/'"
+                ));
+                assert!(env.contains(
+                    "BOOTHERD_CALICO_MANIFEST='http://10.0.0.5/files/tigera-operator.yaml'"
+                ));
+            } else {
+                assert!(apt.is_null(), "no mirror, no apt section");
+                assert!(env
+                    .contains("BOOTHERD_K8S_REPO='https://pkgs.k8s.io/core:/stable:/v1.36/deb/'"));
+            }
+            for registry in ["registry.k8s.io", "quay.io", "docker.io"] {
+                let path = format!("/etc/containerd/certs.d/{registry}/hosts.toml");
+                let hosts = file(r, &path);
+                if !mirrored || m.role == Role::LoadBalancer {
+                    assert!(hosts.is_none(), "{}: {path}", m.hostname);
+                    continue;
+                }
+                let v: toml::Value = toml::from_str(hosts.unwrap()).unwrap();
+                assert!(v["server"].as_str().unwrap().starts_with("https://"));
+                assert_eq!(
+                    v["host"]["http://10.0.0.5:5000"]["capabilities"],
+                    toml::Value::Array(vec!["pull".into(), "resolve".into()])
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_load_balancers_take_up_a_control_plane_added_later() {
+    common::require(&["debootstrap", "unshare", "chroot"]);
+    let (_dir, r) = rendered_by_name(false, "lb1");
+    let n = node(&r, &[]);
+    assert!(n.run(), "{}", n.read("/var/log/bootherd-firstboot.log"));
+    assert!(
+        n.calls("systemctl")
+            .contains(&"enable --now bootherd-haproxy-sync.timer".to_string()),
+        "{:?}",
+        n.calls("systemctl")
+    );
+    let timer = file(&r, "/etc/systemd/system/bootherd-haproxy-sync.timer").unwrap();
+    assert!(timer.contains("OnUnitActiveSec=2min"), "{timer}");
+
+    // bootherd now renders a fourth backend: the timer's run installs it.
+    let newer = format!(
+        "{}    server cp4 10.0.0.14:6443 check\n",
+        n.read("/etc/haproxy/haproxy.cfg")
+    );
+    std::fs::write(n.root.join("etc/fake/haproxy.cfg"), &newer).unwrap();
+    let sync = "/usr/local/lib/bootherd/haproxy-sync.sh";
+    assert!(n.run_script(sync));
+    assert_eq!(n.read("/etc/haproxy/haproxy.cfg"), newer);
+    assert_eq!(
+        n.read("/etc/bootherd/haproxy.cfg"),
+        newer,
+        "a re-run keeps it"
+    );
+    assert!(n
+        .calls("haproxy")
+        .iter()
+        .any(|c| c.starts_with("-c -q -f /tmp/")));
+    let reloads = |n: &Node| {
+        n.calls("systemctl")
+            .iter()
+            .filter(|c| *c == "reload-or-restart haproxy")
+            .count()
+    };
+    assert_eq!(reloads(&n), 1);
+    assert!(n.run_script(sync));
+    assert_eq!(reloads(&n), 1, "nothing changed: no reload");
+}
+
+#[test]
+fn a_node_joins_with_the_token_bootherd_holds_now() {
+    common::require(&["debootstrap", "unshare", "chroot"]);
+    // The seed's token expired while w1 sat powered off; bootherd renewed it.
+    let (_dir, r) = rendered_by_name(false, "w1");
+    let n = node(&r, &[("current-token", "zyxwvu.9876543210zyxwvu")]);
+    assert!(n.run(), "{}", n.read("/var/log/bootherd-firstboot.log"));
+    let join = n.read("/etc/bootherd/kubeadm-join.final.yaml");
+    assert!(
+        join.contains("token: \"zyxwvu.9876543210zyxwvu\""),
+        "{join}"
+    );
+    assert!(!join.contains("abcdef.0123456789abcdef"), "{join}");
+
+    // bootherd cannot be asked: the seed's token is tried.
+    let n = node(&r, &[]);
+    assert!(n.run(), "{}", n.read("/var/log/bootherd-firstboot.log"));
+    assert!(n
+        .read("/etc/bootherd/kubeadm-join.final.yaml")
+        .contains("token: \"abcdef.0123456789abcdef\""));
+    assert!(n
+        .read("/var/log/bootherd-firstboot.log")
+        .contains("cannot ask bootherd for the current bootstrap token"));
 }

@@ -651,3 +651,93 @@ fn the_first_control_plane_to_ask_inits_and_the_others_join_one_at_a_time() {
     let again = install(cp2);
     assert_eq!(slot(cp2, &again), (200, "join".into()));
 }
+
+/// A control plane added to the config later reaches the VIP holders'
+/// haproxy: their sync timer fetches haproxy.cfg from bootherd.
+#[test]
+fn the_vip_holders_haproxy_cfg_follows_the_config() {
+    let port = free_port();
+    let machines = [
+        machine("52:54:00:00:00:01", "cp1", "control-plane", "10.55.0.11"),
+        machine("52:54:00:00:00:21", "w1", "worker", "10.55.0.21"),
+    ]
+    .concat();
+    let s = Server::start_local(&http_only_config(port, &machines));
+    let token = |mac: &str| {
+        let (code, user_data) = s.curl(&[&format!("{}/cloud-init/{mac}/user-data", s.http)]);
+        assert_eq!(code, 200, "{user_data}");
+        token_of(&user_data)
+    };
+    let cfg = |mac: &str, t: &str| {
+        s.curl(&[&format!(
+            "{}/api/v1/machines/{mac}/haproxy.cfg?token={t}",
+            s.http
+        )])
+    };
+    let cp1 = token("52-54-00-00-00-01");
+    let (code, before) = cfg("52-54-00-00-00-01", &cp1);
+    assert_eq!(code, 200, "{before}");
+    assert!(before.contains("10.55.0.11:6444"), "{before}");
+    assert!(!before.contains("10.55.0.12"), "{before}");
+    assert_eq!(
+        cfg("52-54-00-00-00-01", "0123456789abcdef0123456789abcdef").0,
+        403
+    );
+    let w1 = token("52-54-00-00-00-21");
+    assert_eq!(
+        cfg("52-54-00-00-00-21", &w1).0,
+        403,
+        "a worker runs no haproxy"
+    );
+
+    let text = std::fs::read_to_string(&s.config_path).unwrap();
+    let added = format!(
+        "{text}{}",
+        machine("52:54:00:00:00:02", "cp2", "control-plane", "10.55.0.12")
+    );
+    std::fs::write(&s.config_path, added).unwrap();
+    s.cli(&["reload"]);
+    let (code, after) = cfg("52-54-00-00-00-01", &cp1);
+    assert_eq!(code, 200, "{after}");
+    assert!(
+        after.contains("10.55.0.12:6444"),
+        "the new control plane is a backend:\n{after}"
+    );
+}
+
+#[test]
+fn a_joining_node_gets_the_current_bootstrap_token_and_nobody_else_does() {
+    let port = free_port();
+    let machines = [
+        machine("52:54:00:00:00:01", "cp1", "control-plane", "10.55.0.11"),
+        machine("52:54:00:00:00:21", "w1", "worker", "10.55.0.21"),
+    ]
+    .concat();
+    let s = Server::start_local(&http_only_config(port, &machines));
+    let (code, user_data) = s.curl(&[&format!(
+        "{}/cloud-init/52-54-00-00-00-21/user-data",
+        s.http
+    )]);
+    assert_eq!(code, 200, "{user_data}");
+    let url = |t: &str| {
+        format!(
+            "{}/api/v1/machines/52-54-00-00-00-21/bootstrap-token?token={t}",
+            s.http
+        )
+    };
+    let (code, token) = s.curl(&[&url(&token_of(&user_data))]);
+    assert_eq!(code, 200, "{token}");
+    assert!(
+        user_data.contains(&format!("token: \"{token}\"")),
+        "the seed carries today's token: {token}"
+    );
+    assert_eq!(s.curl(&[&url("0123456789abcdef0123456789abcdef")]).0, 403);
+    assert_eq!(
+        s.curl(&[&format!(
+            "{}/api/v1/machines/52-54-00-00-00-21/bootstrap-token",
+            s.http
+        )])
+        .0,
+        401
+    );
+}

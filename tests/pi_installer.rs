@@ -884,7 +884,10 @@ fn assert_installed(
     let original = String::from_utf8(image.boot_files["cmdline.txt"].clone()).unwrap();
     assert_eq!(
         cmdline,
-        format!("{} cgroup_enable=memory cgroup_memory=1\n", original.trim_end()),
+        format!(
+            "{} cgroup_enable=memory cgroup_memory=1\n",
+            original.trim_end()
+        ),
         "one line, the image's words kept"
     );
     for (name, data) in &image.boot_files {

@@ -32,6 +32,7 @@ pub struct Config {
     pub dhcp: Dhcp,
     pub tftp: Tftp,
     pub cluster: Cluster,
+    pub mirrors: Mirrors,
     /// In file order (which control plane runs `kubeadm init` is decided
     /// at first boot, by `crate::bringup`).
     pub machines: Vec<Machine>,
@@ -75,6 +76,9 @@ pub struct Subnet {
     pub net: Ipv4Net,
     pub gateway: Option<Ipv4Addr>,
     pub dns: Vec<Ipv4Addr>,
+    /// Time servers: Raspberry Pis have no battery clock, and TLS, apt and
+    /// the cluster's certificates need the right time.
+    pub ntp: Vec<Ipv4Addr>,
     /// Addresses for machines that are not in the inventory (inclusive).
     pub pool: Option<Pool>,
 }
@@ -114,6 +118,24 @@ impl fmt::Display for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.first, self.last)
     }
+}
+
+/// Where the nodes get packages and images when not from the internet
+/// (air-gapped sites, labs). Each is an `http(s)://` URL without a
+/// trailing `/`; unset means upstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mirrors {
+    /// Ubuntu's archive for amd64: the installer's and the installed system's apt.
+    pub apt: Option<String>,
+    /// Ubuntu's ports archive: arm64 servers and Raspberry Pis.
+    pub apt_ports: Option<String>,
+    /// A copy of pkgs.k8s.io in its layout: `<kubernetes>/core:/stable:/v<minor>/deb/`.
+    pub kubernetes: Option<String>,
+    /// A registry that serves every upstream the nodes pull from (Docker
+    /// Hub, quay.io, registry.k8s.io): containerd asks it first.
+    pub registry: Option<String>,
+    /// The Calico operator manifest (`tigera-operator.yaml`).
+    pub calico_manifest: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! finding names the line it is about and how to fix it.
 
 use super::kubernetes::{self, Support};
-use super::wire::{ConfigWire, MachineWire, SubnetField, S};
+use super::wire::{ConfigWire, MachineWire, MirrorsWire, SubnetField, S};
 use super::*;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -58,6 +58,15 @@ pub fn parse(text: &str) -> Result<(Config, Vec<Finding>), Vec<Finding>> {
         Some(c) if !v.findings.iter().any(|f| f.severity == Severity::Error) => Ok((c, v.findings)),
         _ => Err(v.findings),
     }
+}
+
+/// The keys that describe one network: in `[dhcp]`, or in a `[[dhcp.subnet]]` block.
+struct NetworkKeys<'w> {
+    net: &'w S<String>,
+    gateway: &'w Option<S<String>>,
+    dns: &'w [S<String>],
+    ntp: &'w [S<String>],
+    pool: &'w Option<S<String>>,
 }
 
 struct Validator<'t> {
@@ -156,11 +165,13 @@ impl Validator<'_> {
                 .unwrap_or_else(|| server.data_dir.join("tftp")),
         };
         self.inventory_rules(&w, &server, &dhcp, &cluster, &machines);
+        let mirrors = self.mirrors(w.mirrors.as_ref());
         Some(Config {
             server,
             dhcp,
             tftp,
             cluster,
+            mirrors,
             machines: machines.into_iter().map(|(m, _)| m).collect(),
         })
     }
@@ -213,7 +224,17 @@ impl Validator<'_> {
         let subnets = match d.subnet.as_ref().map(|s| (s, s.get_ref())) {
             Some((s, SubnetField::Single(net))) => {
                 let net = S::new(s.span(), net.clone());
-                vec![self.subnet(mode, server, &net, &d.gateway, &d.dns, &d.pool)?]
+                vec![self.subnet(
+                    mode,
+                    server,
+                    NetworkKeys {
+                        net: &net,
+                        gateway: &d.gateway,
+                        dns: &d.dns,
+                        ntp: &d.ntp,
+                        pool: &d.pool,
+                    },
+                )?]
             }
             Some((s, SubnetField::Blocks(blocks))) => {
                 // With blocks, the per-network keys belong in each block: one
@@ -222,6 +243,7 @@ impl Validator<'_> {
                     ("gateway", d.gateway.as_ref().map(|v| self.at(v))),
                     ("pool", d.pool.as_ref().map(|v| self.at(v))),
                     ("dns", d.dns.first().map(|v| self.at(v))),
+                    ("ntp", d.ntp.first().map(|v| self.at(v))),
                 ] {
                     if let Some(line) = line {
                         self.error(
@@ -246,9 +268,17 @@ impl Validator<'_> {
                 let mut all_valid = true;
                 for block in blocks {
                     let b = block.get_ref();
-                    let Some(subnet) =
-                        self.subnet(mode, server, &b.subnet, &b.gateway, &b.dns, &b.pool)
-                    else {
+                    let Some(subnet) = self.subnet(
+                        mode,
+                        server,
+                        NetworkKeys {
+                            net: &b.subnet,
+                            gateway: &b.gateway,
+                            dns: &b.dns,
+                            ntp: &b.ntp,
+                            pool: &b.pool,
+                        },
+                    ) else {
                         all_valid = false;
                         continue;
                     };
@@ -326,11 +356,15 @@ impl Validator<'_> {
         &mut self,
         mode: DhcpMode,
         server: Option<&Server>,
-        net: &S<String>,
-        gateway: &Option<S<String>>,
-        dns: &[S<String>],
-        pool: &Option<S<String>>,
+        keys: NetworkKeys<'_>,
     ) -> Option<Subnet> {
+        let NetworkKeys {
+            net,
+            gateway,
+            dns,
+            ntp,
+            pool,
+        } = keys;
         let parsed: Ipv4Net = self.value(net, "subnet", "10.0.0.0/24")?;
         if parsed != parsed.trunc() {
             let line = self.at(net);
@@ -360,6 +394,10 @@ impl Validator<'_> {
             .iter()
             .filter_map(|s| self.value::<Ipv4Addr>(s, "DNS server", "10.0.0.1"))
             .collect();
+        let ntp = ntp
+            .iter()
+            .filter_map(|s| self.value::<Ipv4Addr>(s, "NTP server", "10.0.0.1"))
+            .collect();
         let pool = match pool {
             None if mode == DhcpMode::Authoritative => {
                 let line = self.at(net);
@@ -387,6 +425,7 @@ impl Validator<'_> {
             net: subnet,
             gateway,
             dns,
+            ntp,
             pool,
         })
     }
@@ -596,6 +635,46 @@ impl Validator<'_> {
             Support::Supported(_) => {}
         }
         Some(format!("1.{minor}"))
+    }
+
+    /// `[mirrors]`: each an `http(s)://` URL (written into apt sources,
+    /// containerd's hosts.toml and shell settings on the nodes).
+    fn mirrors(&mut self, w: Option<&MirrorsWire>) -> Mirrors {
+        let Some(w) = w else {
+            return Mirrors::default();
+        };
+        let mut url = |v: &Option<S<String>>, key: &str, example: &str| -> Option<String> {
+            let v = v.as_ref()?;
+            let text = v.get_ref().trim();
+            let ok = reqwest::Url::parse(text).ok().filter(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some_and(|h| !h.is_empty())
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    && !text.contains(['\'', '"', ' ', '\\'])
+            });
+            if ok.is_none() {
+                let line = self.at(v);
+                self.error(
+                    line,
+                    format!("[mirrors] {key} `{text}` is not an http:// or https:// URL"),
+                    format!("write it like `{example}`"),
+                );
+                return None;
+            }
+            Some(text.trim_end_matches('/').to_string())
+        };
+        Mirrors {
+            apt: url(&w.apt, "apt", "http://10.0.0.5/ubuntu"),
+            apt_ports: url(&w.apt_ports, "apt_ports", "http://10.0.0.5/ubuntu-ports"),
+            kubernetes: url(&w.kubernetes, "kubernetes", "http://10.0.0.5/kubernetes"),
+            registry: url(&w.registry, "registry", "http://10.0.0.5:5000"),
+            calico_manifest: url(
+                &w.calico_manifest,
+                "calico_manifest",
+                "http://10.0.0.5/calico/tigera-operator.yaml",
+            ),
+        }
     }
 
     /// `cni`: the first control plane always applies Calico.

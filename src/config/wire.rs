@@ -18,7 +18,19 @@ pub struct ConfigWire {
     pub tftp: Option<TftpWire>,
     pub cluster: S<ClusterWire>,
     #[serde(default)]
+    pub mirrors: Option<MirrorsWire>,
+    #[serde(default)]
     pub machine: Vec<S<MachineWire>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorsWire {
+    pub apt: Option<S<String>>,
+    pub apt_ports: Option<S<String>>,
+    pub kubernetes: Option<S<String>>,
+    pub registry: Option<S<String>>,
+    pub calico_manifest: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +54,9 @@ pub struct DhcpWire {
     pub gateway: Option<S<String>>,
     #[serde(default)]
     pub dns: Vec<S<String>>,
+    /// NTP servers (DHCP option 42, and the installed systems' time sync).
+    #[serde(default)]
+    pub ntp: Vec<S<String>>,
     pub domain: Option<S<String>>,
     pub pool: Option<S<String>>,
     pub lease_time: Option<S<String>>,
@@ -90,6 +105,8 @@ pub struct SubnetWire {
     pub gateway: Option<S<String>>,
     #[serde(default)]
     pub dns: Vec<S<String>>,
+    #[serde(default)]
+    pub ntp: Vec<S<String>>,
     pub pool: Option<S<String>>,
 }
 

@@ -115,6 +115,7 @@ pub fn encode(req: &Request<'_>, reply: &Reply<'_>, config: &Config, out: &mut V
     // first) while the reply is too large.
     let mut optional: Vec<OptionCode> = vec![
         OptionCode::DomainNameServer,
+        OptionCode::NtpServers,
         OptionCode::Hostname,
         OptionCode::DomainName,
     ];
@@ -193,6 +194,9 @@ fn message(
         if !net.dns.is_empty() && include(OptionCode::DomainNameServer) {
             opts.insert(DhcpOption::DomainNameServer(net.dns.clone()));
         }
+        if !net.ntp.is_empty() && include(OptionCode::NtpServers) {
+            opts.insert(DhcpOption::NtpServers(net.ntp.clone()));
+        }
         if let Some(domain) = config
             .dhcp
             .domain
@@ -246,6 +250,7 @@ mode = "authoritative"
 subnet = "10.55.0.0/24"
 gateway = "10.55.0.1"
 dns = ["10.55.0.1", "10.55.0.2"]
+ntp = ["10.55.0.3"]
 domain = "lab.example"
 pool = "10.55.0.200-10.55.0.250"
 lease_time = "1h"
@@ -434,6 +439,17 @@ lease_time = "1h"
         assert!(o.get(OptionCode::DomainName).is_none(), "not asked for");
         assert!(o.get(OptionCode::Router).is_some(), "always sent");
         assert!(o.get(OptionCode::AddressLeaseTime).is_some());
+        assert!(o.get(OptionCode::NtpServers).is_none(), "not asked for");
+
+        // A client that asks for time servers (dhclient does) gets them.
+        let req_bytes = request_bytes(3, MAC, &[(55, &[1, 3, 6, 42])]);
+        let req = parse(&req_bytes).unwrap();
+        assert!(encode(&req, &reply, &cfg, &mut out));
+        let o = decode(&out).opts().clone();
+        assert_eq!(
+            o.get(OptionCode::NtpServers),
+            Some(&DhcpOption::NtpServers(vec![Ipv4Addr::new(10, 55, 0, 3)]))
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::files::{installed_cloud_config, role_files, FirstbootUrls};
 use super::network::{network_config, network_value};
 use super::RoleMaterial;
-use crate::config::{Config, Machine};
+use crate::config::{Config, Machine, Platform};
 use crate::render::Renderer;
 use anyhow::{bail, Context as _, Result};
 use tera::Context;
@@ -33,6 +33,7 @@ pub fn user_data(
     ctx.insert("mac", &machine.mac.to_string());
     ctx.insert("ssh_keys", &config.cluster.ssh_authorized_keys);
     ctx.insert("disk", &machine.disk);
+    ctx.insert("apt_mirror", &apt_mirror(config, machine));
     ctx.insert("events_url", &installer.events);
     ctx.insert(
         "installed_command",
@@ -69,6 +70,15 @@ pub fn user_data(
         bail!("autoinstall.user-data does not parse back to the first-boot cloud-config");
     }
     Ok(text)
+}
+
+/// The site's Ubuntu mirror for `machine`'s architecture, if it has one:
+/// amd64 uses the archive, everything else Ubuntu's ports.
+pub fn apt_mirror<'c>(config: &'c Config, machine: &Machine) -> Option<&'c str> {
+    match machine.platform {
+        Platform::Amd64 => config.mirrors.apt.as_deref(),
+        Platform::Arm64 | Platform::Rpi4 | Platform::Rpi5 => config.mirrors.apt_ports.as_deref(),
+    }
 }
 
 /// YAML text of `value`, each line indented, for splicing under a key

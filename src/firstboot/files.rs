@@ -27,11 +27,27 @@ pub struct FirstbootUrls {
     pub joined: String,
     pub failed: String,
     pub slot: String,
+    /// The VIP holders' haproxy.cfg, as bootherd renders it today.
+    pub haproxy: String,
+    /// The bootstrap token bootherd holds now (the seed's may have expired).
+    pub bootstrap_token: String,
 }
 
 /// The unit that runs the role script until it has reported success: at
 /// the first boot, and again after a failure or a reboot.
 pub const FIRSTBOOT_UNIT: &str = "bootherd-firstboot.service";
+/// The registries a node pulls from (Kubernetes' own images, Calico's,
+/// and Docker Hub for workloads), with their upstream addresses.
+const REGISTRIES: [(&str, &str); 3] = [
+    ("registry.k8s.io", "https://registry.k8s.io"),
+    ("quay.io", "https://quay.io"),
+    ("docker.io", "https://registry-1.docker.io"),
+];
+
+/// systemd-timesyncd's drop-in with the network's NTP servers.
+pub const TIMESYNCD_DROP_IN: &str = "/etc/systemd/timesyncd.conf.d/bootherd.conf";
+/// The timer (and its service) that keeps haproxy's backends current.
+pub const HAPROXY_SYNC_UNIT: &str = "bootherd-haproxy-sync";
 /// The image's default user (x86 autoinstall identity, and the Pi image's).
 pub const ADMIN_USER: &str = "ubuntu";
 
@@ -93,6 +109,21 @@ pub fn role_files(
         "0440",
     ));
 
+    if let Some(net) = config
+        .dhcp
+        .subnet_containing(machine.ip)
+        .filter(|n| !n.ntp.is_empty())
+    {
+        let servers: Vec<String> = net.ntp.iter().map(|a| a.to_string()).collect();
+        out.push(file(
+            TIMESYNCD_DROP_IN.into(),
+            format!(
+                "# bootherd: the provisioning network's time servers ([dhcp] ntp).\n[Time]\nNTP={}\n",
+                servers.join(" ")
+            ),
+            PUBLIC,
+        ));
+    }
     if machine.role != Role::LoadBalancer {
         for v in ["v2", "v3"] {
             let name = format!("containerd/config-{v}.toml");
@@ -101,6 +132,17 @@ pub fn role_files(
                 renderer.render(&name, &Context::new())?,
                 PUBLIC,
             ));
+        }
+        if let Some(mirror) = &config.mirrors.registry {
+            for (registry, upstream) in REGISTRIES {
+                out.push(file(
+                    format!("/etc/containerd/certs.d/{registry}/hosts.toml"),
+                    format!(
+                        "# bootherd: pull {registry} images through the site's mirror first ([mirrors] registry).\nserver = \"{upstream}\"\n\n[host.\"{mirror}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+                    ),
+                    PUBLIC,
+                ));
+            }
         }
         // Every control plane can init: bootherd's slot decides which does.
         if control_plane {
@@ -141,6 +183,23 @@ pub fn role_files(
     }
     if lb {
         out.push(file(
+            format!("{LIB_DIR}/haproxy-sync.sh"),
+            scripts::HAPROXY_SYNC.into(),
+            SCRIPT,
+        ));
+        out.push(file(
+            format!("/etc/systemd/system/{HAPROXY_SYNC_UNIT}.service"),
+            format!(
+                "# bootherd: haproxy's backends follow bootherd's config.\n[Unit]\nDescription=bootherd: refresh haproxy's control-plane backends\nWants=network-online.target\nAfter=network-online.target haproxy.service\n\n[Service]\nType=oneshot\nExecStart={LIB_DIR}/haproxy-sync.sh\n"
+            ),
+            PUBLIC,
+        ));
+        out.push(file(
+            format!("/etc/systemd/system/{HAPROXY_SYNC_UNIT}.timer"),
+            "# bootherd: a control plane added to the config becomes a backend within minutes.\n[Unit]\nDescription=bootherd: refresh haproxy's control-plane backends every 2 minutes\n\n[Timer]\nOnBootSec=2min\nOnUnitActiveSec=2min\nRandomizedDelaySec=20s\n\n[Install]\nWantedBy=timers.target\n".into(),
+            PUBLIC,
+        ));
+        out.push(file(
             format!("{ETC_DIR}/haproxy.cfg"),
             haproxy_cfg(renderer, config, machine)?,
             PUBLIC,
@@ -166,16 +225,15 @@ fn env_file(config: &Config, machine: &Machine, lb: bool, urls: &FirstbootUrls) 
         ("BOOTHERD_HOSTNAME", machine.hostname.clone()),
         ("BOOTHERD_NODE_IP", machine.ip.to_string()),
         ("BOOTHERD_ENDPOINT", config.cluster.endpoint.to_string()),
-        (
-            "BOOTHERD_K8S_MINOR",
-            config.cluster.kubernetes_version.clone(),
-        ),
         ("BOOTHERD_HOLDS_VIP", flag(lb)),
-        ("BOOTHERD_CALICO_MANIFEST", calico_manifest_url()),
+        ("BOOTHERD_K8S_REPO", kubernetes_repo(config)),
+        ("BOOTHERD_CALICO_MANIFEST", calico_manifest_url(config)),
         ("BOOTHERD_NOT_BEFORE", not_before().to_string()),
         ("BOOTHERD_JOINED_URL", urls.joined.clone()),
         ("BOOTHERD_FAILED_URL", urls.failed.clone()),
         ("BOOTHERD_SLOT_URL", urls.slot.clone()),
+        ("BOOTHERD_HAPROXY_URL", urls.haproxy.clone()),
+        ("BOOTHERD_TOKEN_URL", urls.bootstrap_token.clone()),
     ];
     let mut text = format!(
         "# bootherd first-boot settings for {}; sourced by the role scripts.\n",
@@ -188,8 +246,24 @@ fn env_file(config: &Config, machine: &Machine, lb: bool, urls: &FirstbootUrls) 
 }
 
 /// The Calico operator manifest the control plane that inits applies.
-fn calico_manifest_url() -> String {
-    format!("https://raw.githubusercontent.com/projectcalico/calico/{CALICO_VERSION}/manifests/tigera-operator.yaml")
+fn calico_manifest_url(config: &Config) -> String {
+    config.mirrors.calico_manifest.clone().unwrap_or_else(|| {
+        format!("https://raw.githubusercontent.com/projectcalico/calico/{CALICO_VERSION}/manifests/tigera-operator.yaml")
+    })
+}
+
+/// The apt repository of the cluster's Kubernetes minor (pkgs.k8s.io has
+/// one per minor; a mirror keeps its layout).
+fn kubernetes_repo(config: &Config) -> String {
+    let base = config
+        .mirrors
+        .kubernetes
+        .as_deref()
+        .unwrap_or("https://pkgs.k8s.io");
+    format!(
+        "{base}/core:/stable:/v{}/deb/",
+        config.cluster.kubernetes_version
+    )
 }
 
 /// The start of today (UTC, unix seconds): a node whose clock is earlier

@@ -8,8 +8,10 @@ pub mod api;
 mod assets;
 mod boot;
 mod conn;
+mod lb;
 mod metrics;
 mod slot;
+mod token;
 mod ui;
 
 use crate::app::App;
@@ -52,6 +54,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v1/machines/{id}/firstboot-failed",
             post(api::firstboot_failed),
         )
+        .route("/api/v1/machines/{id}/haproxy.cfg", get(lb::haproxy))
+        .route("/api/v1/machines/{id}/bootstrap-token", get(token::current))
         .route(
             "/api/v1/machines/{id}/control-plane-slot",
             post(slot::ask).delete(slot::release),

@@ -43,6 +43,14 @@ pub fn user_data(app: &App, config: &Config, machine: &Machine) -> Result<String
             ),
         );
     }
+    // The Pi has no installer to point apt at the site's mirror: cloud-init does.
+    if let Some(uri) = crate::firstboot::autoinstall::apt_mirror(config, machine) {
+        let primary = serde_yaml::to_value(serde_json::json!({
+            "primary": [{"arches": ["default"], "uri": uri}],
+            "security": [{"arches": ["default"], "uri": uri}],
+        }))?;
+        doc.insert("apt".into(), primary);
+    }
     doc.extend(first_boot);
     let text = format!(
         "#cloud-config\n# Rendered by bootherd for {} ({}); served only after it validated.\n{}",
