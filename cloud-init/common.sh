@@ -169,7 +169,15 @@ CONF
 # with it disabled unless the command line turns it on.
 memory_cgroup() {
     step memory-cgroup
-    if ! grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+    local on=0
+    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        # cgroup v2 (Ubuntu's default)
+        grep -qw memory /sys/fs/cgroup/cgroup.controllers && on=1
+    else
+        # cgroup v1: /proc/cgroups says whether the controller is enabled.
+        awk '$1 == "memory" && $4 == 1 { found = 1 } END { exit !found }' /proc/cgroups 2>/dev/null && on=1
+    fi
+    if [ "$on" = 0 ]; then
         log "the memory cgroup controller is off (kernel command line: $(cat /proc/cmdline 2>/dev/null)); kubelet cannot run without it"
         log "add 'cgroup_enable=memory cgroup_memory=1' to the kernel command line (on a Raspberry Pi: cmdline.txt on the boot partition) and reboot"
         return 1

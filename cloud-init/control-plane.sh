@@ -25,9 +25,13 @@ install_pki() {
     done < <(cd "$BOOTHERD_ETC/pki" && find . -type f -printf '%P\n' | sort)
 }
 
-# After `kubeadm reset` (which empties /etc/kubernetes/pki).
+# After `kubeadm reset` (which empties /etc/kubernetes/pki, but leaves the
+# etcd member a failed join added: bootherd removes that one, or the next
+# join could not add this node beside it).
 restore_node_inputs() {
     install_pki
+    curl -fsS -X DELETE --max-time 60 "$BOOTHERD_ETCD_MEMBER_URL" ||
+        log "bootherd could not remove this node's stale etcd member"
 }
 
 # Prints `init` or `join` once bootherd grants this node the slot; waits

@@ -228,6 +228,7 @@ pub struct Callbacks {
     pub control_plane_slot: String,
     pub haproxy: String,
     pub bootstrap_token: String,
+    pub etcd_member: String,
 }
 
 impl Callbacks {
@@ -239,6 +240,7 @@ impl Callbacks {
             slot: self.control_plane_slot.clone(),
             haproxy: self.haproxy.clone(),
             bootstrap_token: self.bootstrap_token.clone(),
+            etcd_member: self.etcd_member.clone(),
         }
     }
 }
@@ -258,6 +260,7 @@ pub fn callbacks(app: &App, config: &Config, machine: &Machine) -> Result<Callba
         control_plane_slot: format!("{base}/control-plane-slot?token={token}"),
         haproxy: format!("{base}/haproxy.cfg?token={token}"),
         bootstrap_token: format!("{base}/bootstrap-token?token={token}"),
+        etcd_member: format!("{base}/etcd-member?token={token}"),
     })
 }
 

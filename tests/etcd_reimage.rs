@@ -614,3 +614,88 @@ fn machine_states(server: &common::Server) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A control-plane join that failed half-way left a learner that never
+/// started (no name, only its peer URL); `kubeadm reset` leaves it, and the
+/// node's next join would fail beside it. The role script asks bootherd to
+/// remove it; once the node has joined, its member is its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_joins_unstarted_member_is_removed_on_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let machines: String = (1..=3)
+        .map(|i| {
+            common::machine(
+                &format!("52:54:00:aa:00:0{i}"),
+                &format!("cp{i}"),
+                "control-plane",
+                &format!("127.0.0.2{i}"),
+            )
+        })
+        .collect();
+    let server = common::Server::start_local(&common::http_only_config(http_port, &machines));
+    let (mut cfg, _) = bootherd::config::Config::load(&server.config_path).unwrap();
+    cfg.server.data_dir = server.data_dir.clone();
+    let secrets = Secrets::load_or_create(&cfg).unwrap();
+    let ports: Vec<(String, u16, u16)> = (1..=2)
+        .map(|i| (format!("127.0.0.2{i}"), etcd::ETCD_CLIENT_PORT, 2380))
+        .collect();
+    let cluster = EtcdCluster::start_at(tmp.path(), secrets.etcd_ca(), &ports);
+    let client = test_client(secrets.etcd_ca());
+    wait_healthy(&cluster, &client).await;
+    settle().await;
+    let cp1 = cluster.client_url("cp1").to_string();
+    let added: serde_json::Value = client
+        .post(format!("{cp1}/v3/cluster/member/add"))
+        .json(&serde_json::json!({"peerURLs": ["https://127.0.0.23:2380"], "isLearner": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(added["member"]["ID"].is_string(), "{added}");
+    assert_eq!(member_names(&client, &cp1).await, ["", "cp1", "cp2"]);
+
+    // cp3 is installed and in its first boot.
+    // (Its own addresses: the other API test runs etcd on 127.0.0.1x.)
+    let mac = "52-54-00-aa-00-03";
+    let (code, user_data) = server.curl(&[&format!("{}/cloud-init/{mac}/user-data", server.http)]);
+    assert_eq!(code, 200, "{user_data}");
+    let i = user_data.find("installed?token=").unwrap() + "installed?token=".len();
+    let token = &user_data[i..i + 32];
+    let post = |what: &str| {
+        server.curl(&[
+            "-X",
+            "POST",
+            &format!("{}/api/v1/machines/{mac}/{what}?token={token}", server.http),
+        ])
+    };
+    assert_eq!(post("installed").0, 204);
+    let forget = || {
+        server.curl(&[
+            "-X",
+            "DELETE",
+            &format!(
+                "{}/api/v1/machines/{mac}/etcd-member?token={token}",
+                server.http
+            ),
+        ])
+    };
+    let (code, body) = forget();
+    assert_eq!(code, 200, "{body}\n{}", server.log());
+    assert!(body.contains("removed etcd member cp3"), "{body}");
+    assert_eq!(member_names(&client, &cp1).await, ["cp1", "cp2"]);
+    let (code, body) = forget();
+    assert_eq!(
+        (code, body.trim()),
+        (200, "etcd lists no member cp3: nothing to remove")
+    );
+
+    assert_eq!(post("joined").0, 204);
+    assert_eq!(
+        forget().0,
+        409,
+        "a joined control plane's member is not stale"
+    );
+}

@@ -228,6 +228,7 @@ fn urls(m: &Machine) -> (InstallerUrls, FirstbootUrls) {
             slot: format!("{base}/control-plane-slot?token={t}"),
             haproxy: format!("{base}/haproxy.cfg?token={t}"),
             bootstrap_token: format!("{base}/bootstrap-token?token={t}"),
+            etcd_member: format!("{base}/etcd-member?token={t}"),
         },
     )
 }
@@ -880,6 +881,7 @@ case "$last" in
     https://10.0.0.100:6443/) ! count /etc/fake/vip-down || exit 7 ;;
     */haproxy.cfg*) cp /etc/fake/haproxy.cfg "$out" ;;
     */bootstrap-token*) cat /etc/fake/current-token 2>/dev/null || exit 22 ;;
+    */etcd-member*) echo "$last" >>/var/log/fake-etcd-member.log ;;
     *) echo "$last" >>/var/log/fake-callbacks.log ;;
 esac"#,
     ),
@@ -989,7 +991,10 @@ fn node(r: &Rendered, setup: &[(&str, &str)]) -> Node {
     } else {
         "cpuset cpu io memory hugetlb pids\n"
     };
-    std::fs::write(root.join("sys/fs/cgroup/cgroup.controllers"), controllers).unwrap();
+    // cgroup v1 has no cgroup.controllers: the script reads /proc/cgroups.
+    if !setup.iter().any(|(n, _)| *n == "cgroup-v1") {
+        std::fs::write(root.join("sys/fs/cgroup/cgroup.controllers"), controllers).unwrap();
+    }
     std::fs::create_dir_all(root.join("etc/fake")).unwrap();
     for (name, text) in setup {
         std::fs::write(root.join("etc/fake").join(name), text).unwrap();
@@ -1378,6 +1383,10 @@ fn no_memory_cgroup_fails_with_the_fix_and_a_clock_behind_is_waited_for() {
         .read("/var/log/bootherd-firstboot.log")
         .contains("add 'cgroup_enable=memory cgroup_memory=1' to the kernel command line"));
 
+    // cgroup v1 (no cgroup.controllers): /proc/cgroups says memory is on.
+    let n = node(&r, &[("cgroup-v1", "")]);
+    assert!(n.run(), "{}", n.read("/var/log/bootherd-firstboot.log"));
+
     let n = node(&r, &[("clock-behind", "2")]);
     assert!(n.run(), "{}", n.read("/var/log/bootherd-firstboot.log"));
     let log = n.read("/var/log/bootherd-firstboot.log");
@@ -1503,4 +1512,27 @@ fn a_node_joins_with_the_token_bootherd_holds_now() {
     assert!(n
         .read("/var/log/bootherd-firstboot.log")
         .contains("cannot ask bootherd for the current bootstrap token"));
+}
+
+#[test]
+fn after_a_failed_control_plane_join_its_stale_etcd_member_is_removed() {
+    common::require(&["debootstrap", "unshare", "chroot"]);
+    let (_dir, r) = rendered_by_name(false, "cp2");
+    let n = node(&r, &[("slot", "join"), ("fail-kubeadm", "")]);
+    assert!(!n.run());
+    let resets = n
+        .calls("kubeadm")
+        .iter()
+        .filter(|c| c.starts_with("reset"))
+        .count();
+    let removals = n.read("/var/log/fake-etcd-member.log");
+    assert_eq!(resets, 9);
+    assert_eq!(
+        removals
+            .lines()
+            .filter(|l| *l == urls(&r.machine).1.etcd_member)
+            .count(),
+        resets,
+        "every reset is followed by bootherd removing the member: {removals}"
+    );
 }

@@ -21,6 +21,8 @@ use tokio::task::JoinSet;
 
 /// The etcd client port kubeadm's stacked etcd listens on.
 pub const ETCD_CLIENT_PORT: u16 = 2379;
+/// The etcd peer port kubeadm's stacked etcd listens on.
+pub const ETCD_PEER_PORT: u16 = 2380;
 /// A powered-off control plane never answers: give up on it quickly.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// etcd answers `/health` within about a second, or says false; a member
@@ -131,6 +133,8 @@ struct Member {
     name: String,
     #[serde(rename = "clientURLs", default)]
     client_urls: Vec<String>,
+    #[serde(rename = "peerURLs", default)]
+    peer_urls: Vec<String>,
     /// Learners do not vote, so they count for no quorum.
     #[serde(rename = "isLearner", default)]
     is_learner: bool,
@@ -319,6 +323,19 @@ pub async fn remove_member(
     endpoints: &EtcdEndpoints,
     hostname: &str,
 ) -> Result<MemberRemoval, RemovalError> {
+    remove_member_of(etcd_ca, endpoints, hostname, None).await
+}
+
+/// [`remove_member`], matching also a member that was added for the node
+/// but never started (it has no name yet, only `peer_url`): what a
+/// control-plane join that failed half-way leaves behind, and what
+/// `kubeadm reset` does not remove.
+pub async fn remove_member_of(
+    etcd_ca: &CertKey,
+    endpoints: &EtcdEndpoints,
+    hostname: &str,
+    peer_url: Option<&str>,
+) -> Result<MemberRemoval, RemovalError> {
     if endpoints.iter().all(|(h, _)| h == hostname) {
         return Ok(MemberRemoval::SoleControlPlane);
     }
@@ -360,7 +377,13 @@ pub async fn remove_member(
         }
         return Ok(MemberRemoval::NoCluster { tried });
     };
-    let Some(target) = members.iter().position(|m| m.name == hostname) else {
+    let unstarted_for_node = |m: &Member| {
+        m.name.is_empty() && peer_url.is_some_and(|p| m.peer_urls.iter().any(|u| u == p))
+    };
+    let Some(target) = members
+        .iter()
+        .position(|m| m.name == hostname || unstarted_for_node(m))
+    else {
         return Ok(MemberRemoval::NotAMember);
     };
     if members.len() == 1 {
@@ -403,6 +426,34 @@ pub async fn remove_member(
     ))
 }
 
+/// The peer URL kubeadm gives a stacked etcd member.
+fn peer_url(machine: &Machine) -> String {
+    format!("https://{}:{ETCD_PEER_PORT}", machine.ip)
+}
+
+/// A control plane whose join failed half-way, before it joined: its
+/// member, if etcd lists one (started or not), is stale, and the next
+/// attempt could not join beside it. Removed under the same quorum rules as
+/// a reimage's.
+pub async fn forget_failed_join(
+    config: &Config,
+    machine: &Machine,
+) -> Result<String, RemovalError> {
+    let endpoints = EtcdEndpoints::from_config(config);
+    if endpoints.iter().all(|(h, _)| h == machine.hostname) {
+        return Ok(MemberRemoval::SoleControlPlane.describe(&machine.hostname));
+    }
+    let secrets = Secrets::load_or_create(config)?;
+    let removal = remove_member_of(
+        secrets.etcd_ca(),
+        &endpoints,
+        &machine.hostname,
+        Some(&peer_url(machine)),
+    )
+    .await?;
+    Ok(removal.describe(&machine.hostname))
+}
+
 /// Everything a control plane's reimage needs first: its etcd member
 /// removed (or a reason why there is none to remove), then its Node object
 /// deleted through the API server at the cluster endpoint. A Node that
@@ -419,7 +470,13 @@ pub async fn prepare_control_plane_reimage(
         return Ok(MemberRemoval::SoleControlPlane.describe(&machine.hostname));
     }
     let secrets = Secrets::load_or_create(config)?;
-    let removal = remove_member(secrets.etcd_ca(), &endpoints, &machine.hostname).await?;
+    let removal = remove_member_of(
+        secrets.etcd_ca(),
+        &endpoints,
+        &machine.hostname,
+        Some(&peer_url(machine)),
+    )
+    .await?;
     let mut note = removal.describe(&machine.hostname);
     match &removal {
         MemberRemoval::NoCluster { tried } => {
@@ -461,6 +518,7 @@ mod tests {
                 id: (i + 1).to_string(),
                 name: n.to_string(),
                 client_urls: vec![],
+                peer_urls: vec![],
                 is_learner: false,
             })
             .collect()

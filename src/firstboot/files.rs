@@ -31,6 +31,8 @@ pub struct FirstbootUrls {
     pub haproxy: String,
     /// The bootstrap token bootherd holds now (the seed's may have expired).
     pub bootstrap_token: String,
+    /// A control plane's stale etcd member, removed after a failed join.
+    pub etcd_member: String,
 }
 
 /// The unit that runs the role script until it has reported success: at
@@ -232,6 +234,7 @@ fn env_file(config: &Config, machine: &Machine, lb: bool, urls: &FirstbootUrls) 
         ("BOOTHERD_JOINED_URL", urls.joined.clone()),
         ("BOOTHERD_FAILED_URL", urls.failed.clone()),
         ("BOOTHERD_SLOT_URL", urls.slot.clone()),
+        ("BOOTHERD_ETCD_MEMBER_URL", urls.etcd_member.clone()),
         ("BOOTHERD_HAPROXY_URL", urls.haproxy.clone()),
         ("BOOTHERD_TOKEN_URL", urls.bootstrap_token.clone()),
     ];

@@ -60,6 +60,10 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v1/machines/{id}/control-plane-slot",
             post(slot::ask).delete(slot::release),
         )
+        .route(
+            "/api/v1/machines/{id}/etcd-member",
+            axum::routing::delete(slot::forget_member),
+        )
         .route("/api/v1/machines/{id}/reimage", post(api::reimage))
         .route("/api/v1/reload", post(api::reload))
         .fallback(get(assets::boot_file))

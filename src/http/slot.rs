@@ -2,12 +2,15 @@
 //! asks which of `kubeadm init` and `kubeadm join --control-plane` to run,
 //! and waits its turn (the rules are `crate::bringup`). POST asks or renews
 //! (200 `init`/`join`, or 409 with `Retry-After` while another holds it);
-//! DELETE releases. Bound to the install token like the other callbacks.
+//! DELETE releases. And `/api/v1/machines/{mac}/etcd-member` (DELETE): a
+//! join that failed half-way has its stale etcd member removed before the
+//! next attempt. Bound to the install token like the other callbacks.
 
 use super::api::{installer_caller, TokenQuery};
 use super::{AppState, HttpError};
 use crate::app::App;
 use crate::bringup::{self, Answer};
+use crate::cluster::etcd::{self, RemovalError};
 use crate::config::{Config, Role};
 use crate::inventory::{unix_now, State};
 use crate::mac::MacAddr;
@@ -120,4 +123,36 @@ pub async fn release(
     let mac = control_plane(&app, &config, &id, q.token.as_deref())?;
     release_slot(&app, mac)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// DELETE `etcd-member`: the role script's `kubeadm reset` after a failed
+/// control-plane join leaves the member etcd added for it; a second join
+/// beside it fails. Only before the node joined (a joined control plane's
+/// member is its own; removing it is a reimage's job).
+pub async fn forget_member(
+    axum::extract::State(app): AppState,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+) -> Result<String, HttpError> {
+    let config = app.config();
+    let mac = control_plane(&app, &config, &id, q.token.as_deref())?;
+    if app.state_of(&config, mac)? != State::Installed {
+        return Err(HttpError::new(
+            StatusCode::CONFLICT,
+            "the machine has joined: its etcd member is not stale (reimage it instead)",
+        ));
+    }
+    let machine = config
+        .machine_by_mac(mac)
+        .ok_or_else(|| HttpError::not_found(format!("{mac} is not in the inventory")))?;
+    match etcd::forget_failed_join(&config, machine).await {
+        Ok(note) => {
+            tracing::info!(host = %machine.hostname, "after a failed join: {note}");
+            Ok(format!("{note}\n"))
+        }
+        Err(RemovalError::Refused(reason)) => Err(HttpError::new(StatusCode::CONFLICT, reason)),
+        Err(RemovalError::Failed(e)) => {
+            Err(HttpError::new(StatusCode::BAD_GATEWAY, format!("{e:#}")))
+        }
+    }
 }
