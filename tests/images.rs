@@ -2,6 +2,9 @@
 //! the test starts (loopback only), extraction from an ISO made with xorriso
 //! and from a partitioned, xz-compressed Pi-like image made with
 //! mkfs.vfat/mtools/sfdisk, and import giving the same cache as fetch.
+//! The Pi installer's busybox: Debian's real arm64 `busybox-static` package
+//! (as tests/install-deps.sh downloads it) fetched, extracted, verified and
+//! imported, and packages made with `dpkg-deb` that must be refused.
 
 mod common;
 
@@ -808,4 +811,233 @@ async fn the_arm64_grub_entry_is_fetched_and_imported_to_where_tftp_serves_it() 
     .unwrap();
     assert_eq!(names, ["grub-grubnetaa64.efi"]);
     assert!(tree(imported.path()) == tree(fetched.path()));
+}
+
+/// The catalog's entry for the Pi installer's busybox.
+fn busybox_entry() -> Entry {
+    catalog::builtin()
+        .iter()
+        .find(|e| e.name == bootherd::images::BUSYBOX_ENTRY)
+        .expect("the catalog lists the Pi installer's busybox")
+        .clone()
+}
+
+/// `entry` with a pinned `url` and `sha256`.
+fn pinned(entry: &Entry, url: String, sha256: String) -> Entry {
+    Entry {
+        source: catalog::Source::Pinned { url, sha256 },
+        ..entry.clone()
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// Imports `entry` from a directory holding only `file` under `name`.
+fn import_one(entry: &Entry, file: &[u8], name: &str, into: &Path) -> anyhow::Result<Vec<String>> {
+    let media = tempfile::tempdir().unwrap();
+    std::fs::write(media.path().join(name), file).unwrap();
+    bootherd::images::import::import(std::slice::from_ref(entry), media.path(), into)
+}
+
+/// The real package: the catalog pins the digest apt verified for it;
+/// fetch leaves `bin/busybox` byte-exact (as `dpkg-deb -x` unpacks it),
+/// mode 0755 and recorded, where the Pi installer's archive reads it;
+/// `images verify` re-checks it; import from media with the name
+/// `apt-get download` gives the file makes the same cache.
+#[tokio::test]
+async fn the_arm64_busybox_package_is_fetched_extracted_verified_and_imported() {
+    let deb = common::arm64_busybox_deb();
+    let deb_bytes = std::fs::read(&deb).unwrap();
+    let want = common::dpkg_extract(&deb, "bin/busybox");
+    let entry = busybox_entry();
+    let catalog::Source::Pinned { url, sha256 } = &entry.source else {
+        panic!("the busybox package is pinned");
+    };
+    assert_eq!(
+        sha256,
+        &sha(&deb_bytes),
+        "{} is not the version images/catalog.toml pins ({url})",
+        deb.display()
+    );
+    let pool_name = url.rsplit('/').next().unwrap().to_string();
+    let srv = TestServer::start();
+    srv.route(
+        &format!("/pool/{pool_name}"),
+        Route::File(deb_bytes.clone()),
+    );
+    let served = pinned(
+        &entry,
+        srv.url(&format!("/pool/{pool_name}")),
+        sha256.clone(),
+    );
+
+    let fetched = tempfile::tempdir().unwrap();
+    cache::fetch_entry(&fetch::client(), &served, fetched.path(), &quick())
+        .await
+        .unwrap();
+    let busybox = fetched.path().join("busybox-arm64/busybox");
+    assert!(
+        std::fs::read(&busybox).unwrap() == want,
+        "not the package's bin/busybox"
+    );
+    assert_eq!(mode(&busybox), 0o755);
+    assert_eq!(
+        bootherd::images::verify::read_record(&busybox).as_deref(),
+        Some(sha(&want).as_str())
+    );
+    assert_eq!(extract::busybox_path(&served.path(fetched.path())), busybox);
+    assert_eq!(cache::state(&served, fetched.path()), cache::State::Cached);
+    let (lines, ok) = cache::verify_all(std::slice::from_ref(&served), fetched.path()).unwrap();
+    assert!(ok, "{lines:?}");
+    assert_eq!(lines, ["busybox-static-arm64: ok"]);
+    let names: Vec<String> = tree(fetched.path()).into_keys().collect();
+    assert_eq!(
+        names,
+        [
+            "busybox-arm64/busybox",
+            "busybox-arm64/busybox-static.deb",
+            "busybox-arm64/busybox-static.deb.sha256",
+            "busybox-arm64/busybox.sha256",
+        ]
+    );
+
+    // Fetching again downloads nothing.
+    let requests = srv.ranges.lock().unwrap().len();
+    cache::fetch_entry(&fetch::client(), &served, fetched.path(), &quick())
+        .await
+        .unwrap();
+    assert_eq!(srv.ranges.lock().unwrap().len(), requests);
+
+    // From media, under apt's name (`busybox-static_1%3a…_arm64.deb`).
+    let imported = tempfile::tempdir().unwrap();
+    let apt_name = deb.file_name().unwrap().to_str().unwrap();
+    assert!(apt_name.contains("%3a"), "{apt_name}");
+    let names = import_one(&entry, &deb_bytes, apt_name, imported.path()).unwrap();
+    assert_eq!(names, ["busybox-static-arm64"]);
+    assert!(tree(imported.path()) == tree(fetched.path()));
+
+    // A damaged busybox is named by `images verify`.
+    let mut damaged = want.clone();
+    damaged[5000] ^= 0xff;
+    std::fs::write(&busybox, damaged).unwrap();
+    let (lines, ok) = cache::verify_all(std::slice::from_ref(&served), fetched.path()).unwrap();
+    assert!(!ok);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("CORRUPT") && l.contains("busybox-arm64/busybox ")),
+        "{lines:?}"
+    );
+}
+
+/// A package that is not the pinned one (one byte changed, or cut short in
+/// transfer) is refused by fetch and by import, and nothing is left.
+#[tokio::test]
+async fn a_busybox_package_with_the_wrong_checksum_is_refused_and_nothing_is_written() {
+    let deb = common::arm64_busybox_deb();
+    let good = std::fs::read(&deb).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x01;
+    let entry = busybox_entry();
+    let srv = TestServer::start();
+    srv.route(
+        "/pool/busybox-static_1.0_arm64.deb",
+        Route::File(bad.clone()),
+    );
+    srv.route(
+        "/cut/busybox-static_1.0_arm64.deb",
+        Route::Truncated(good.clone(), good.len() / 3),
+    );
+    for path in [
+        "/pool/busybox-static_1.0_arm64.deb",
+        "/cut/busybox-static_1.0_arm64.deb",
+    ] {
+        let served = pinned(&entry, srv.url(path), sha(&good));
+        let dir = tempfile::tempdir().unwrap();
+        let err = cache::fetch_entry(&fetch::client(), &served, dir.path(), &quick())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.downcast_ref::<FetchError>(),
+                Some(FetchError::Checksum { .. })
+            ),
+            "{path}: {err:#}"
+        );
+        assert!(
+            tree(dir.path()).is_empty(),
+            "{path}: {:?}",
+            tree(dir.path()).keys()
+        );
+    }
+
+    let imported = tempfile::tempdir().unwrap();
+    let name = deb.file_name().unwrap().to_str().unwrap();
+    let err = import_one(&entry, &bad, name, imported.path()).unwrap_err();
+    assert!(format!("{err:#}").contains("checksum mismatch"), "{err:#}");
+    assert!(
+        tree(imported.path()).is_empty(),
+        "{:?}",
+        tree(imported.path()).keys()
+    );
+}
+
+/// Packages whose digest matches (an edited catalog, or one pointing at the
+/// wrong package) but that hold no usable busybox: without `bin/busybox`,
+/// truncated, or a busybox for another machine. Each is refused with the
+/// reason, and no busybox (nor a part of one) is written.
+#[test]
+fn a_package_without_an_arm64_bin_busybox_is_refused() {
+    require(&["dpkg-deb"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let entry = busybox_entry();
+    let no_busybox = std::fs::read(common::build_deb(
+        tmp.path(),
+        "not-busybox",
+        "arm64",
+        &[("usr/share/doc/not-busybox/README", b"hello\n")],
+    ))
+    .unwrap();
+    let real = std::fs::read(common::arm64_busybox_deb()).unwrap();
+    let truncated = real[..real.len() / 2].to_vec();
+    let host = std::fs::read("/bin/busybox").expect("the host's busybox-static");
+    let amd64 = std::fs::read(common::build_deb(
+        tmp.path(),
+        "busybox-static",
+        "amd64",
+        &[("bin/busybox", &host)],
+    ))
+    .unwrap();
+    for (what, deb, why) in [
+        ("no bin/busybox", no_busybox, "has no bin/busybox"),
+        ("truncated", truncated, "truncated"),
+        ("amd64", amd64, "is not a busybox for arm64"),
+        (
+            "not a package",
+            b"!<arch>\nnonsense".to_vec(),
+            "is not a .deb",
+        ),
+    ] {
+        let name = "busybox-static_1.0_arm64.deb";
+        let entry = pinned(&entry, format!("https://deb.example/{name}"), sha(&deb));
+        let into = tempfile::tempdir().unwrap();
+        let err = format!(
+            "{:#}",
+            import_one(&entry, &deb, name, into.path()).unwrap_err()
+        );
+        assert!(err.contains(why), "{what}: {err}");
+        let names: Vec<String> = tree(into.path()).into_keys().collect();
+        assert_eq!(
+            names,
+            [
+                "busybox-arm64/busybox-static.deb",
+                "busybox-arm64/busybox-static.deb.sha256"
+            ],
+            "{what}: only the verified package may be there"
+        );
+    }
 }

@@ -266,6 +266,8 @@ fn fake_raspi_boot(data_dir: &Path, kernel_len: usize, initrd_len: usize) -> Pat
     std::fs::write(&image, &bytes).unwrap();
     let digest = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
     bootherd::images::verify::write_record(&image, &digest).unwrap();
+    // The installer archive carries its own busybox (see README).
+    common::fake_pi_busybox(data_dir);
     boot
 }
 

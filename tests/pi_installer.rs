@@ -6,24 +6,34 @@
 //! The hook test boots a QEMU VM (TCG) in a network namespace with bootherd
 //! serving it. Debian's kernel stands in for Ubuntu's raspi kernel, and a
 //! real initramfs-tools initrd, built for it by `mkinitramfs`, for Ubuntu's
-//! initrd (the same /init, udev, `configure_networking` and busybox). bootherd's
+//! initrd (the same /init, udev and `configure_networking`). It is built
+//! with `BUSYBOX=n`, so it has only klibc's tools (no wget, xzcat,
+//! sha256sum, sed, cut, tee): the installer must get by with the busybox
+//! bootherd's archive carries. bootherd's
 //! archive is appended to it as it is to Ubuntu's, so the kernel unpacks
 //! the concatenation, and /init runs the hook from it through `boot=bootherd`.
+//! The VM is x86 (an arm64 one under TCG, with an arm64 initramfs-tools
+//! initrd, is out of reach here), so the busybox in its cache is the host's
+//! static one, packaged with `dpkg-deb` and imported by bootherd's own
+//! import and extraction code under the cache name of Debian's arm64
+//! package; the arm64 package itself is imported and put into the archive by
+//! `appendix_lists_with_cpio_and_unpacks_with_the_hook_in_place`.
 //! The disk is a file behind an NVMe controller (the configured `disk`) or
 //! an SD card (no `disk`: the hook's default, the first of NVMe, USB, SD).
 //! Why a VM and not a loop device on the host: the hook mounts the image's
 //! FAT `system-boot`, and the kernels CI runs on may have no vfat (this one
 //! has no modules at all). The VM's kernel brings its own.
 //!
-//! Needs root, `qemu-system-x86`, `linux-image-amd64`, `initramfs-tools`,
-//! `busybox-static`, `cpio`, `dosfstools`, `mtools`, `e2fsprogs`, `fdisk`
+//! Needs root, `qemu-system-x86`, `linux-image-amd64`, `initramfs-tools`
+//! (with `klibc-utils`), `busybox-static` (the host's, and the arm64 package
+//! tests/install-deps.sh downloads), `dpkg-deb`, `cpio`, `dosfstools`, `mtools`, `e2fsprogs`, `fdisk`
 //! (sfdisk), `xz-utils`, `cloud-init`.
 
 mod common;
 
 use bootherd::app::App;
 use bootherd::config::{Config, Machine};
-use bootherd::images::{self, verify};
+use bootherd::images::{self, catalog, verify};
 use bootherd::inventory::State;
 use bootherd::pi::installer::{self, seed};
 use bootherd::store::{SqliteStore, Store};
@@ -153,6 +163,46 @@ fn sha256(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
+/// Imports the busybox-static package `deb` into the cache of `config` with
+/// bootherd's own import (checksum, then extraction of `bin/busybox`), as
+/// the catalog entry `entry` describes it.
+fn import_busybox(config: &Config, entry: &catalog::Entry, deb: &Path) {
+    let media = tempfile::tempdir().unwrap();
+    std::fs::copy(deb, media.path().join(deb.file_name().unwrap())).unwrap();
+    let names = images::import::import(
+        std::slice::from_ref(entry),
+        media.path(),
+        &images::images_dir(config),
+    )
+    .unwrap();
+    assert_eq!(names, std::slice::from_ref(&entry.name));
+}
+
+/// The catalog's entry for the Pi installer's arm64 busybox.
+fn busybox_entry() -> &'static catalog::Entry {
+    catalog::builtin()
+        .iter()
+        .find(|e| e.name == images::BUSYBOX_ENTRY)
+        .expect("the catalog lists the Pi installer's busybox")
+}
+
+/// The stand-in for it in the x86 VM: the host's static busybox, packaged,
+/// under the same catalog `dest` (so it lands where the archive reads it),
+/// pinned to the package's digest.
+fn import_host_busybox(config: &Config, work: &Path) {
+    let host = std::fs::read("/bin/busybox").expect("the host's busybox-static");
+    let deb = common::build_deb(work, "busybox-static", "amd64", &[("bin/busybox", &host)]);
+    let digest = sha256(&std::fs::read(&deb).unwrap());
+    let text = format!(
+        "[[image]]\nname = \"busybox-static-amd64\"\nkind = \"busybox-deb\"\narch = \"amd64\"\ndest = \"{}\"\nurl = \"http://unused.invalid/{}\"\nsha256 = \"{digest}\"\n",
+        busybox_entry().dest.display(),
+        deb.file_name().unwrap().to_str().unwrap()
+    );
+    let entries = catalog::parse(&text).unwrap();
+    import_busybox(config, &entries[0], &deb);
+    assert!(std::fs::read(images::pi_busybox(config)).unwrap() == host);
+}
+
 fn unpack_appendix(appendix: &[u8], into: &Path) {
     std::fs::create_dir_all(into).unwrap();
     let mut child = Command::new("cpio")
@@ -174,6 +224,23 @@ fn appendix_lists_with_cpio_and_unpacks_with_the_hook_in_place() {
     let (config, _) = bootherd::config::parse(&config_text).unwrap();
     let store = SqliteStore::open(&config.server.data_dir).unwrap();
     let app = App::new(config.clone(), None, None, Arc::new(store));
+    // Without the busybox in the cache the error names it and what gets it.
+    let err = format!(
+        "{:#}",
+        installer::initrd_appendix(&app, &config, &pi(&config)).unwrap_err()
+    );
+    let busybox_path = images::pi_busybox(&config);
+    assert!(
+        err.contains(&busybox_path.display().to_string())
+            && err.contains("bootherd images fetch busybox-static-arm64"),
+        "{err}"
+    );
+    // Debian's arm64 busybox-static, as `images import` takes it from media
+    // (under the name `apt-get download` gave it).
+    let deb = common::arm64_busybox_deb();
+    import_busybox(&config, busybox_entry(), &deb);
+    let busybox = common::dpkg_extract(&deb, "bin/busybox");
+    assert!(std::fs::read(&busybox_path).unwrap() == busybox);
     let appendix = installer::initrd_appendix(&app, &config, &pi(&config)).unwrap();
 
     let mut child = Command::new("cpio")
@@ -187,7 +254,7 @@ fn appendix_lists_with_cpio_and_unpacks_with_the_hook_in_place() {
     assert!(out.status.success(), "cpio -t refused the appendix");
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        "scripts\nscripts/bootherd\nbootherd\nbootherd/install\n"
+        "scripts\nscripts/bootherd\nbootherd\nbootherd/install\nbootherd/busybox\n"
     );
 
     // Unpacked over an initrd that already has Ubuntu's /scripts, as the
@@ -204,6 +271,10 @@ fn appendix_lists_with_cpio_and_unpacks_with_the_hook_in_place() {
     let read = |p: &str| std::fs::read_to_string(root.path().join(p)).unwrap();
     assert_eq!(read("scripts/bootherd"), installer::BOOT_SCRIPT);
     assert_eq!(read("bootherd/install"), installer::INSTALL_SCRIPT);
+    assert!(
+        std::fs::read(root.path().join(installer::BUSYBOX_PATH)).unwrap() == busybox,
+        "the archive carries Debian's arm64 busybox as the package has it"
+    );
     assert_eq!(read("scripts/local"), "ubuntu's local\n");
     assert_eq!(read("scripts/init-premount/ORDER"), "ubuntu's order\n");
     use std::os::unix::fs::PermissionsExt;
@@ -212,6 +283,11 @@ fn appendix_lists_with_cpio_and_unpacks_with_the_hook_in_place() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o755, "the installer must be executable");
+    let mode = std::fs::metadata(root.path().join(installer::BUSYBOX_PATH))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755, "the busybox must be executable");
 
     // Same input, same bytes: the archive can be cached and compared.
     assert_eq!(
@@ -549,12 +625,14 @@ impl Lab {
             "sfdisk",
             "xz",
             "timeout",
+            "dpkg-deb",
         ]);
         let work = tempfile::tempdir().unwrap();
         let ns = Netns::new(tag);
         sh(Command::new(lab_script()).args(["net-up", &ns.name, SERVER_CIDR, "bh0"]));
         let server = Server::start(&ns, &lan_config(&machines(disk)));
         let (app, config) = app_for(&server);
+        import_host_busybox(&config, work.path());
         Lab {
             server,
             ns,
@@ -624,10 +702,11 @@ impl Lab {
 
 /// A real initramfs-tools initrd for the stand-in kernel, as Ubuntu builds
 /// its raspi initrd (same /init, /scripts/functions, udev, DHCP by
-/// configure_networking, busybox), with the drivers of the VM's NIC and
-/// disks and FAT for system-boot.
+/// configure_networking), with the drivers of the VM's NIC and disks and FAT
+/// for system-boot. With `BUSYBOX=n`: klibc's tools only, none of the ones
+/// the installer needs, which it must take from bootherd's busybox.
 fn build_initramfs_tools_initrd(work: &Path, kernel: &str, out: &Path) {
-    require(&["mkinitramfs"]);
+    require(&["mkinitramfs", "lsinitramfs"]);
     let version = kernel
         .rsplit('/')
         .next()
@@ -639,7 +718,7 @@ fn build_initramfs_tools_initrd(work: &Path, kernel: &str, out: &Path) {
     std::fs::create_dir_all(conf.join("hooks")).unwrap();
     std::fs::write(
         conf.join("initramfs.conf"),
-        "MODULES=list\nBUSYBOX=y\nCOMPRESS=gzip\nRUNSIZE=10%\n",
+        "MODULES=list\nBUSYBOX=n\nCOMPRESS=gzip\nRUNSIZE=10%\n",
     )
     .unwrap();
     // The Pi's own drivers (genet, macb, its SD and NVMe controllers) are in
@@ -656,6 +735,20 @@ fn build_initramfs_tools_initrd(work: &Path, kernel: &str, out: &Path) {
         .arg(out)
         .arg(version)
         .stderr(Stdio::null()));
+    // What the test stands on: no busybox, and none of the installer's
+    // tools, in the initrd the installer is appended to.
+    let listing = String::from_utf8(sh(Command::new("lsinitramfs").arg(out)).stdout).unwrap();
+    let names: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.rsplit('/').next())
+        .collect();
+    assert!(names.contains(&"ipconfig"), "klibc's tools are there");
+    for tool in ["busybox", "wget", "xzcat", "sha256sum", "sed", "cut", "tee"] {
+        assert!(
+            !names.contains(&tool),
+            "the BUSYBOX=n initrd has {tool}:\n{listing}"
+        );
+    }
 }
 
 fn events(app: &App, config: &Config) -> Vec<String> {
@@ -822,6 +915,16 @@ fn assert_installed(
     ] {
         assert!(serial.contains(step), "no `{step}`:\n{serial}");
     }
+    // It ran under the busybox bootherd's archive carries (the initrd has
+    // none, and no wget, xzcat or sha256sum of its own).
+    assert!(
+        serial.contains("bootherd: tools: /bootherd/busybox, BusyBox v"),
+        "{serial}"
+    );
+    assert!(
+        !serial.contains(": not found"),
+        "a tool was missing:\n{serial}"
+    );
     assert!(serial.contains("bootherd: installed"), "{serial}");
     assert!(!serial.contains(FAILED), "{serial}");
     assert!(

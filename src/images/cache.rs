@@ -100,6 +100,10 @@ fn extracted(entry: &Entry, dest: &Path) -> bool {
         Kind::RaspiImage => {
             extract::boot_manifest(dest).is_file() && extract::raspi_boot_dir(dest).is_dir()
         }
+        Kind::BusyboxDeb => {
+            let f = extract::busybox_path(dest);
+            f.is_file() && verify::read_record(&f).is_some()
+        }
         Kind::File => true,
     }
 }
@@ -123,6 +127,14 @@ pub fn after_verified(entry: &Entry, dest: &Path) -> Result<()> {
                 entry.name,
                 boot.display()
             );
+        }
+        Kind::BusyboxDeb => {
+            let arch = entry
+                .arch
+                .as_deref()
+                .context("the catalog checks a busybox-deb's arch")?;
+            let busybox = extract::busybox(dest, arch)?;
+            tracing::info!("{}: extracted {}", entry.name, busybox.display());
         }
         Kind::File => {}
     }
@@ -166,6 +178,7 @@ pub fn verify_all(catalog: &[Entry], images_dir: &Path) -> Result<(Vec<String>, 
                     ));
                 }
             }
+            Kind::BusyboxDeb => files.push(extract::busybox_path(&path)),
             Kind::File => {}
         }
         let before = lines.len();

@@ -17,6 +17,9 @@ pub enum Kind {
     LiveServerIso,
     /// An xz-compressed preinstalled Pi image: its FAT boot partition goes to `boot/` beside it.
     RaspiImage,
+    /// Debian's `busybox-static` package for `arch`: its `bin/busybox` goes
+    /// beside it, and the Pi installer runs its tools from that.
+    BusyboxDeb,
     /// Used as downloaded.
     File,
 }
@@ -87,6 +90,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, CatalogError> {
         let kind = match w.kind.as_str() {
             "live-server-iso" => Kind::LiveServerIso,
             "raspi-image" => Kind::RaspiImage,
+            "busybox-deb" => Kind::BusyboxDeb,
             "file" => Kind::File,
             k => return Err(bad(format!("unknown kind {k:?}"))),
         };
@@ -142,8 +146,19 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, CatalogError> {
                     .into(),
             )),
         };
-        if kind != Kind::File && (os.is_none() || w.arch.is_none()) {
-            return Err(bad("an installer image needs os and arch".into()));
+        match kind {
+            Kind::LiveServerIso | Kind::RaspiImage if os.is_none() || w.arch.is_none() => {
+                return Err(bad("an installer image needs os and arch".into()));
+            }
+            Kind::BusyboxDeb if w.arch.is_none() => {
+                return Err(bad("a busybox-deb needs the arch of its package".into()));
+            }
+            Kind::BusyboxDeb if matches!(source, Source::Package { .. }) => {
+                return Err(bad(
+                    "a busybox-deb is downloaded: give url + sha256 or sha256sums + pattern".into(),
+                ));
+            }
+            _ => {}
         }
         out.push(Entry {
             name: w.name,
@@ -213,7 +228,12 @@ pub fn needed<'a>(catalog: &'a [Entry], config: &Config) -> Vec<(&'a Entry, Vec<
                     e.kind == Kind::LiveServerIso && e.arch.as_deref() == Some(m.platform.arch())
                 }
             };
-            (installer && e.os == Some(m.os))
+            // The Pi installer's tools: the arm64 busybox its archive carries.
+            let busybox = m.platform.is_pi()
+                && e.kind == Kind::BusyboxDeb
+                && e.arch.as_deref() == Some("arm64");
+            busybox
+                || (installer && e.os == Some(m.os))
                 || programs
                     .iter()
                     .any(|p| e.dest == Path::new(p.cache_dir()).join(p.file_name()))
@@ -245,6 +265,43 @@ mod tests {
             }
         }
         assert!(c.iter().any(|e| e.kind == Kind::RaspiImage));
+        // The Pi installer's busybox: a pinned Debian pool file, extracted
+        // where the installer's archive reads it.
+        let bb = c
+            .iter()
+            .find(|e| e.name == crate::images::BUSYBOX_ENTRY)
+            .expect("the catalog lists the Pi installer's busybox");
+        assert_eq!(bb.kind, Kind::BusyboxDeb);
+        assert_eq!(bb.arch.as_deref(), Some("arm64"));
+        assert!(matches!(&bb.source, Source::Pinned { url, .. }
+            if url.starts_with("https://deb.debian.org/debian/pool/main/b/busybox/busybox-static_")
+                && url.ends_with("_arm64.deb")));
+        assert_eq!(
+            crate::images::extract::busybox_path(&bb.path(Path::new("/d/images"))),
+            Path::new("/d/images")
+                .join(crate::images::BUSYBOX_SET)
+                .join(crate::images::extract::BUSYBOX)
+        );
+    }
+
+    #[test]
+    fn a_pi_needs_its_image_and_the_arm64_busybox() {
+        let m = machine_toml("dc:a6:32:01:02:03", "pi1", "worker", "10.55.0.31");
+        let cp = machine_toml("52:54:00:aa:00:01", "cp1", "control-plane", "10.55.0.11");
+        let config = testing::parse(&lab_text(
+            &dhcp("10.55.0.200-10.55.0.202"),
+            &format!("{cp}{m}platform = \"rpi4\"\n"),
+        ));
+        let names: Vec<(String, Vec<String>)> = needed(builtin(), &config)
+            .into_iter()
+            .map(|(e, h)| (e.name.clone(), h))
+            .collect();
+        let pi = vec!["pi1".to_string()];
+        assert!(names.contains(&("ubuntu-24.04-preinstalled-raspi".into(), pi.clone())));
+        assert!(
+            names.contains(&(crate::images::BUSYBOX_ENTRY.into(), pi)),
+            "{names:?}"
+        );
     }
 
     #[test]

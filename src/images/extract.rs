@@ -1,12 +1,13 @@
 //! Extraction of what the boot flows read from verified images:
-//! `casper/vmlinuz` and `casper/initrd` from a live-server ISO, and the whole
+//! `casper/vmlinuz` and `casper/initrd` from a live-server ISO, the whole
 //! FAT boot partition (kernel, initrd, DTBs, overlays, Pi firmware) from an
-//! xz-compressed preinstalled Pi image. Each output is written under a
-//! temporary name and renamed when complete, so a crash never leaves a
-//! half-written file under a name the boot flows read.
+//! xz-compressed preinstalled Pi image, and `bin/busybox` from Debian's
+//! `busybox-static` package. Each output is written under a temporary name
+//! and renamed when complete, so a crash never leaves a half-written file
+//! under a name the boot flows read.
 
 use super::iso9660::Iso;
-use super::verify;
+use super::{deb, verify};
 use anyhow::{bail, Context, Result};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -32,7 +33,7 @@ pub fn live_server(iso: &Path, dir: &Path) -> Result<()> {
                 )
             })?;
         let path = dir.join(name);
-        write_atomically(&path, |out| reader.copy(extent, out).map(drop))?;
+        write_atomically(&path, 0o644, |out| reader.copy(extent, out).map(drop))?;
         // Recorded so that `images verify` can re-check what the boot flows read.
         verify::write_record(&path, &verify::sha256_file(&path)?)?;
     }
@@ -232,21 +233,85 @@ impl Seek for Slice {
     }
 }
 
-/// Writes `path` via `<path>.part`, renamed once complete.
+/// The file of Debian's `busybox-static` package that is extracted.
+pub const BUSYBOX_IN_DEB: &str = "bin/busybox";
+/// Its name in the cache, beside the package.
+pub const BUSYBOX: &str = "busybox";
+/// A static busybox is about 2 MiB; anything far larger is not one.
+const BUSYBOX_MAX: u64 = 64 << 20;
+
+/// Where the busybox of a `busybox-static` package is extracted: beside it.
+pub fn busybox_path(deb: &Path) -> PathBuf {
+    deb.with_file_name(BUSYBOX)
+}
+
+/// Extracts `bin/busybox` from the verified package `deb` into
+/// [`busybox_path`] (mode 0755) with its digest recorded, after checking
+/// that it is an ELF program for `arch` (`arm64` or `amd64`). On any error
+/// nothing is written.
+pub fn busybox(deb: &Path, arch: &str) -> Result<PathBuf> {
+    let bytes = deb::read_file(deb, BUSYBOX_IN_DEB, BUSYBOX_MAX)?;
+    check_elf(&bytes, arch).with_context(|| {
+        format!(
+            "{}: its {BUSYBOX_IN_DEB} is not a busybox for {arch}",
+            deb.display()
+        )
+    })?;
+    let path = busybox_path(deb);
+    write_atomically(&path, 0o755, |out| out.write_all(&bytes))?;
+    // Recorded so that `images verify` can re-check what the Pi is sent.
+    verify::write_record(&path, &verify::sha256_bytes(&bytes))?;
+    Ok(path)
+}
+
+/// Whether `bytes` start like a 64-bit little-endian ELF program for `arch`
+/// (`e_machine` at byte 18: 183 for AArch64, 62 for x86-64). A busybox
+/// for the wrong machine would only fail on the Pi, as "exec format error".
+fn check_elf(bytes: &[u8], arch: &str) -> Result<()> {
+    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
+        bail!("not an ELF program");
+    }
+    if bytes[4] != 2 || bytes[5] != 1 {
+        bail!("not a 64-bit little-endian ELF program");
+    }
+    let want: u16 = match arch {
+        "arm64" => 183,
+        "amd64" => 62,
+        other => bail!("unknown arch {other:?}"),
+    };
+    let machine = u16::from_le_bytes([bytes[18], bytes[19]]);
+    if machine != want {
+        bail!("ELF machine {machine}, expected {want} ({arch})");
+    }
+    Ok(())
+}
+
+/// Writes `path` via `<path>.part` with mode `mode`: flushed to disk, then
+/// renamed once complete. On an error the part is removed.
 fn write_atomically(
     path: &Path,
+    mode: u32,
     fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 ) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let part = super::fetch::part_path(path);
-    let mut out = BufWriter::new(
-        File::create(&part).with_context(|| format!("cannot write {}", part.display()))?,
-    );
-    fill(&mut out).with_context(|| format!("cannot write {}", part.display()))?;
-    out.flush()?;
-    out.get_ref().sync_all()?;
-    fs::rename(&part, path)?;
+    let result = (|| -> io::Result<()> {
+        let mut out = BufWriter::new(File::create(&part)?);
+        fill(&mut out)?;
+        out.flush()?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&part);
+        return Err(e).with_context(|| format!("cannot write {}", part.display()));
+    }
+    fs::rename(&part, path)
+        .with_context(|| format!("cannot rename {} to {}", part.display(), path.display()))?;
+    // The rename itself is durable once the directory is.
+    File::open(dir).and_then(|d| d.sync_all()).ok();
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Filling the cache without internet: files are taken from a directory or
 //! mounted media and checked exactly as a download is — against the
 //! `SHA256SUMS` found beside the file (for release-line entries) or the
-//! pinned digest — then copied in under a temporary name and renamed.
+//! pinned digest — then copied in under a temporary name and renamed. A
+//! Debian package is also found under the name `apt-get download` gives it.
 
 use super::cache;
 use super::catalog::{glob_match, Entry, Source};
@@ -31,7 +32,7 @@ pub fn import(catalog: &[Entry], from: &Path, images_dir: &Path) -> Result<Vec<S
             Source::Package { .. } => continue,
             Source::Pinned { url, sha256 } => {
                 let base = url.rsplit('/').next().unwrap_or_default();
-                match files.iter().find(|p| file_name(p) == base) {
+                match files.iter().find(|p| pool_name(&file_name(p)) == base) {
                     Some(p) => (p.clone(), sha256.clone()),
                     None => continue,
                 }
@@ -72,6 +73,22 @@ pub fn import(catalog: &[Entry], from: &Path, images_dir: &Path) -> Result<Vec<S
         );
     }
     Ok(imported)
+}
+
+/// The archive pool's name of a Debian package: `apt-get download` writes
+/// the version's epoch into the name (`busybox-static_1%3a1.35.0-4_arm64.deb`),
+/// the pool leaves it out (`busybox-static_1.35.0-4_arm64.deb`). Other
+/// names are returned as they are.
+pub fn pool_name(name: &str) -> String {
+    let stripped = name
+        .strip_suffix(".deb")
+        .and_then(|_| name.split_once('_'))
+        .and_then(|(package, rest)| {
+            let (epoch, version) = rest.split_once("%3a").or_else(|| rest.split_once("%3A"))?;
+            (!epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| format!("{package}_{version}"))
+        });
+    stripped.unwrap_or_else(|| name.to_string())
 }
 
 fn file_name(p: &Path) -> String {
@@ -129,4 +146,25 @@ fn copy_verified(from: &Path, dest: &Path, sha256: &str) -> Result<()> {
     fs::rename(&part, dest)?;
     verify::write_record(dest, sha256)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pool_name;
+
+    #[test]
+    fn apt_download_names_map_to_pool_names() {
+        assert_eq!(
+            pool_name("busybox-static_1%3a1.35.0-4+deb12u1+b1_arm64.deb"),
+            "busybox-static_1.35.0-4+deb12u1+b1_arm64.deb"
+        );
+        for same in [
+            "busybox-static_1.35.0-4+deb12u1+b1_arm64.deb",
+            "ubuntu-24.04.1-live-server-amd64.iso",
+            "x_a%3a1_arm64.deb",
+            "x_1%3a1_arm64.iso",
+        ] {
+            assert_eq!(pool_name(same), same);
+        }
+    }
 }

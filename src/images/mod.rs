@@ -4,7 +4,9 @@
 //!
 //! Layout under `<data_dir>/images/`: `<os>-<arch>/{vmlinuz,initrd,live-server.iso}`
 //! for the Ubuntu live-server installers; `ubuntu-24.04-raspi/` for the Pi image
-//! and its extracted `boot/` partition; `ipxe/` for iPXE builds and `grub/` for
+//! and its extracted `boot/` partition; `busybox-arm64/` for Debian's
+//! `busybox-static` package and the `busybox` extracted from it, which the Pi
+//! installer's archive carries; `ipxe/` for iPXE builds and `grub/` for
 //! the arm64 GRUB (see `bootfiles`).
 //! Each downloaded file has a `<file>.sha256` record beside it.
 //!
@@ -13,11 +15,14 @@
 //! - `verify`   — digests, `SHA256SUMS`, the per-file records.
 //! - `import`   — filling the cache from a directory or mounted media.
 //! - `iso9660`  — a small ISO 9660 reader.
-//! - `extract`  — kernel/initrd from ISOs, the boot partition from Pi images.
+//! - `deb`      — a small Debian package (`ar` + `data.tar.xz`) reader.
+//! - `extract`  — kernel/initrd from ISOs, the boot partition from Pi images,
+//!   busybox from its Debian package.
 //! - `cache`    — the operations behind `bootherd images`: status, fetch, verify.
 
 pub mod cache;
 pub mod catalog;
+pub mod deb;
 pub mod extract;
 pub mod fetch;
 pub mod import;
@@ -54,6 +59,17 @@ pub const RASPI_IMAGE: &str = "preinstalled-server.img.xz";
 /// Where the preinstalled raspi image is cached.
 pub fn raspi_image(config: &Config) -> PathBuf {
     images_dir(config).join(RASPI_SET).join(RASPI_IMAGE)
+}
+
+/// The catalog entry of the busybox the Pi installer runs its tools from.
+pub const BUSYBOX_ENTRY: &str = "busybox-static-arm64";
+/// Its directory under the cache (the entry's `dest`).
+pub const BUSYBOX_SET: &str = "busybox-arm64";
+
+/// Where the Pi installer's arm64 busybox is cached, extracted from Debian's
+/// `busybox-static` package (`bootherd images fetch busybox-static-arm64`).
+pub fn pi_busybox(config: &Config) -> PathBuf {
+    images_dir(config).join(BUSYBOX_SET).join(extract::BUSYBOX)
 }
 
 /// Resolves `/assets/<os>-<arch>/<file>` to a path, for the installer files
@@ -115,6 +131,9 @@ pub fn missing(config: &Config) -> Vec<Missing> {
             // The image the Pi installer streams onto the disk.
             let image = raspi_image(config);
             need(image.display().to_string(), vec![image], &m.hostname);
+            // The busybox the installer runs its tools from.
+            let busybox = pi_busybox(config);
+            need(busybox.display().to_string(), vec![busybox], &m.hostname);
             continue;
         }
         for p in BootProgram::for_platform(m.platform) {

@@ -21,6 +21,11 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// The SHA-256 of bytes in memory, as lowercase hex.
+pub fn sha256_bytes(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
 /// The `(sha256, file name)` lines of a `SHA256SUMS` file (`sha256sum` output:
 /// digest, space, then a space or `*` for binary mode, then the name).
 pub fn parse_sums(text: &str) -> Vec<(String, String)> {

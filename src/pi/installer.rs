@@ -5,9 +5,14 @@
 //! The hook is two compiled-in shell files (checked by shellcheck):
 //! `boot-script.sh` becomes `/scripts/bootherd`, an initramfs-tools boot
 //! script selected by `boot=bootherd` (why that hook point: see its header);
-//! `install.sh` becomes `/bootherd/install`, the installer it runs. The
-//! archive is the same for every Pi: everything per machine is on the
-//! kernel command line, so no secret is baked into a file.
+//! `install.sh` becomes `/bootherd/install`, the installer it runs. With
+//! them goes `/bootherd/busybox`, Debian's static arm64 busybox from the
+//! image cache (`bootherd images fetch busybox-static-arm64`): Ubuntu's raspi
+//! initrd carries a reduced busybox, or only klibc's tools, so the installer
+//! runs under this shell and every tool it needs is one of its applets (see
+//! `install.sh`). The initramfs's own tools stay as they are for the rest of
+//! the boot. The archive is the same for every Pi: everything per machine is
+//! on the kernel command line, so no secret is baked into a file.
 //!
 //! - `cpio` — the newc archive writer.
 //! - `seed` — the NoCloud seed a Pi gets: cloud-config user-data with the
@@ -28,6 +33,8 @@ pub const INSTALL_SCRIPT: &str = include_str!("installer/install.sh");
 /// Where the appended archive puts them in the initramfs.
 pub const BOOT_SCRIPT_PATH: &str = "scripts/bootherd";
 pub const INSTALL_SCRIPT_PATH: &str = "bootherd/install";
+/// The busybox the installer runs under (the scripts name it there).
+pub const BUSYBOX_PATH: &str = "bootherd/busybox";
 
 /// Both Pi consoles: the UART on the GPIO header and the screen.
 const PI_CONSOLE: &str = "console=serial0,115200 console=tty1";
@@ -79,9 +86,17 @@ pub fn cmdline(app: &App, config: &Config, machine: &Machine) -> Result<String> 
 }
 
 /// The newc cpio archive appended to Ubuntu's raspi initrd (Linux unpacks
-/// concatenated archives), carrying the installer hook.
-pub fn initrd_appendix(_app: &App, _config: &Config, machine: &Machine) -> Result<Vec<u8>> {
+/// concatenated archives), carrying the installer hook and its busybox.
+pub fn initrd_appendix(_app: &App, config: &Config, machine: &Machine) -> Result<Vec<u8>> {
     require_pi(machine)?;
+    let busybox_path = images::pi_busybox(config);
+    let busybox = std::fs::read(&busybox_path).with_context(|| {
+        format!(
+            "{} is missing: the Pi installer runs its tools from it (bootherd images fetch {})",
+            busybox_path.display(),
+            images::BUSYBOX_ENTRY
+        )
+    })?;
     let mut a = cpio::Archive::new();
     // `scripts` exists in Ubuntu's initrd; the entry keeps it (the kernel
     // leaves an existing directory alone) and makes the archive unpack on its own.
@@ -89,6 +104,7 @@ pub fn initrd_appendix(_app: &App, _config: &Config, machine: &Machine) -> Resul
     a.file(BOOT_SCRIPT_PATH, 0o644, BOOT_SCRIPT.as_bytes())?;
     a.dir("bootherd", 0o755)?;
     a.file(INSTALL_SCRIPT_PATH, 0o755, INSTALL_SCRIPT.as_bytes())?;
+    a.file(BUSYBOX_PATH, 0o755, &busybox)?;
     Ok(a.finish())
 }
 

@@ -570,3 +570,83 @@ pub fn raspi_image(
         boot,
     }
 }
+
+/// Debian's arm64 `busybox-static` package as tests/install-deps.sh
+/// downloads it with `apt-get download` (which names it
+/// `busybox-static_1%3a…_arm64.deb`); `BOOTHERD_ARM64_DEBS` overrides the
+/// directory as it does for tests/lab/lab.sh.
+pub fn arm64_busybox_deb() -> PathBuf {
+    let dir = std::env::var_os("BOOTHERD_ARM64_DEBS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/bootherd-tests/arm64"));
+    let mut debs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("busybox-static_") && name.ends_with("_arm64.deb")
+        })
+        .collect();
+    debs.sort();
+    debs.pop().unwrap_or_else(|| {
+        panic!(
+            "no busybox-static_*_arm64.deb in {}: run `sudo tests/install-deps.sh`",
+            dir.display()
+        )
+    })
+}
+
+/// A Debian package made by `dpkg-deb --build` in `dir`, named
+/// `<package>_1.0_<arch>.deb`, installing `files` (path in the package,
+/// bytes; mode 0755).
+pub fn build_deb(dir: &Path, package: &str, arch: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let root = dir.join(format!("{package}-{arch}.root"));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!("Package: {package}\nVersion: 1.0\nArchitecture: {arch}\nMaintainer: bootherd tests <tests@example.invalid>\nDescription: a test package\n"),
+    )
+    .unwrap();
+    for (path, data) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = dir.join(format!("{package}_1.0_{arch}.deb"));
+    sh(Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group", "-Zxz"])
+        .arg(&root)
+        .arg(&out)
+        .stdout(Stdio::null()));
+    out
+}
+
+/// The file `inside` (e.g. `bin/busybox`) of a package as `dpkg-deb -x`
+/// unpacks it: an extraction independent of bootherd's.
+pub fn dpkg_extract(deb: &Path, inside: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    sh(Command::new("dpkg-deb").arg("-x").arg(deb).arg(dir.path()));
+    std::fs::read(dir.path().join(inside)).unwrap()
+}
+
+/// A stand-in for the Pi installer's busybox under `data_dir`, with its
+/// digest recorded, where `bootherd images fetch` extracts the real one: for
+/// tests that serve a Pi's initrd but never run the installer. Returns the
+/// bytes.
+pub fn fake_pi_busybox(data_dir: &Path) -> Vec<u8> {
+    let path = data_dir
+        .join("images")
+        .join(bootherd::images::BUSYBOX_SET)
+        .join(bootherd::images::extract::BUSYBOX);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let bytes: Vec<u8> = b"\x7fELF stand-in busybox\n".repeat(1000);
+    std::fs::write(&path, &bytes).unwrap();
+    let digest = bootherd::images::verify::sha256_bytes(&bytes);
+    bootherd::images::verify::write_record(&path, &digest).unwrap();
+    bytes
+}

@@ -15,7 +15,10 @@
 # Ubuntu's own with any other command line.
 #
 # Sourced by /init: it uses /init's helpers (configure_networking, panic,
-# log_*_msg from /scripts/functions).
+# log_*_msg from /scripts/functions). The installer runs under the static
+# busybox the same archive carries (/bootherd/busybox), not the initramfs's
+# shell: Ubuntu's raspi initrd has a reduced busybox, or only klibc's tools.
+# Nothing here changes the initramfs's own tools or /init's PATH.
 
 mount_top()
 {
@@ -36,12 +39,15 @@ mountroot()
 {
 	# ip=dhcp on the command line: the same DHCP the Pi booted with.
 	configure_networking
-	if /bootherd/install; then
+	if [ ! -x /bootherd/busybox ]; then
+		panic "bootherd: /bootherd/busybox is missing from the initrd bootherd sent"
+	fi
+	if /bootherd/busybox sh /bootherd/install; then
 		log_success_msg "bootherd: the install finished; rebooting into the installed system"
-		sync
-		reboot -f
-		# reboot only asks init to reboot; do not fall through to /init's root checks.
-		sleep 60
+		/bootherd/busybox sync
+		/bootherd/busybox reboot -f
+		# Do not fall through to /init's root checks while the reboot happens.
+		/bootherd/busybox sleep 60
 	fi
 	# No reboot on failure: bootherd still has the install due, so a reboot
 	# would download the image again in a loop. The reason is on the console

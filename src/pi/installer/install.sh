@@ -1,4 +1,5 @@
-#!/bin/sh
+#!/bootherd/busybox sh
+# shellcheck shell=sh
 # bootherd's Raspberry Pi installer: writes Ubuntu's preinstalled raspi image
 # to this Pi's disk, checks it, seeds cloud-init's NoCloud on its system-boot
 # partition and reports to bootherd. Run by /scripts/bootherd (the initramfs
@@ -13,12 +14,35 @@
 #   bootherd.size=   size of the .img.xz in bytes (for progress)
 #   bootherd.disk=   target disk, or `auto`: the first of NVMe, USB, SD
 #
-# Only busybox applets: wget (HTTP, no TLS needed), xzcat, sha256sum, dd,
-# tee, mkfifo, mount, sed, cut. Exit status 0 means installed and reported.
+# It runs under the static busybox bootherd's archive carries
+# (/bootherd/busybox, Debian's busybox-static), and every tool it runs is one
+# of that busybox's applets (TOOLS), linked into /bootherd/bin, which is all
+# of PATH here: Ubuntu's raspi initrd has a reduced busybox, or only klibc's
+# tools. Only the initramfs's modprobe and udevadm, which belong to its
+# kernel and udev, are used, by their path (initramfs_tool). /init and the
+# rest of the boot keep their own tools. Exit status 0 means installed and
+# reported.
 set -u
 
+BB=/bootherd/busybox
+bin=/bootherd/bin
+# Every command below that is not a shell builtin.
+TOOLS="wget xzcat sha256sum dd tee mkfifo mount umount sync cat cut sed sleep rm mkdir mv readlink blockdev partprobe kill printf"
 work=/run/bootherd
 mnt=$work/system-boot
+
+initramfs_path=$PATH
+applets=" $("$BB" --list 2>/dev/null | "$BB" tr '\n' ' ') "
+missing=""
+"$BB" mkdir -p "$bin"
+for tool in $TOOLS; do
+	case "$applets" in
+		*" $tool "*) "$BB" ln -sf "$BB" "$bin/$tool" ;;
+		*) missing="$missing $tool" ;;
+	esac
+done
+PATH=$bin
+export PATH
 
 url="" mac="" token="" image="" sha256="" size="" disk=auto
 # shellcheck disable=SC2013 # the command line is one line of words
@@ -70,11 +94,8 @@ fail() {
 	exit 1
 }
 
-missing=""
-for tool in wget xzcat sha256sum dd tee mkfifo mount umount sync cat cut sed sleep; do
-	command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
-done
-[ -z "$missing" ] || fail "this initramfs lacks:$missing"
+[ -z "$missing" ] || fail "the busybox bootherd sent ($BB) lacks:$missing"
+say "tools: $BB, $("$BB" 2>&1 | sed -n 1p)"
 for v in url mac token image sha256 size; do
 	eval "val=\${$v}"
 	# shellcheck disable=SC2154 # set by the eval above
@@ -132,12 +153,28 @@ partition() {
 	esac
 }
 
-# The kernel learns the new partition table. Where neither tool exists,
-# udev does it: it re-reads a whole disk when a writer closes it.
+# The initramfs's own program $1 (its kernel's modprobe, its udevadm), by its
+# path: it is not a busybox applet, so it is not in PATH.
+initramfs_tool() {
+	old_ifs=$IFS
+	IFS=:
+	for d in $initramfs_path; do
+		if [ -x "$d/$1" ]; then
+			IFS=$old_ifs
+			echo "$d/$1"
+			return 0
+		fi
+	done
+	IFS=$old_ifs
+	return 1
+}
+
+# The kernel learns the new partition table. Where both tools fail, udev
+# does it: it re-reads a whole disk when a writer closes it.
 reread_partitions() {
 	blockdev --rereadpt "$disk" 2>/dev/null || partprobe "$disk" 2>/dev/null || true
-	if command -v udevadm >/dev/null 2>&1; then
-		udevadm settle --timeout=10 || true
+	if udevadm=$(initramfs_tool udevadm); then
+		"$udevadm" settle --timeout=10 || true
 	fi
 }
 
@@ -231,7 +268,9 @@ while [ ! -b "$boot_part" ] && [ "$waited" -lt 20 ]; do
 	reread_partitions
 done
 [ -b "$boot_part" ] || abort "$boot_part did not appear after writing the image"
-modprobe -q vfat 2>/dev/null || true
+if modprobe=$(initramfs_tool modprobe); then
+	"$modprobe" -q vfat 2>/dev/null || true
+fi
 mount -t vfat "$boot_part" "$mnt" || abort "cannot mount the system-boot partition $boot_part"
 for f in user-data meta-data network-config; do
 	if ! wget -q -O "$mnt/$f.tmp" "$url/cloud-init/$mac/$f"; then
