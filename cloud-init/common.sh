@@ -121,8 +121,10 @@ finish() {
 # system: wait for it rather than fail.
 APT_OPTS=(-q -o DPkg::Lock::Timeout=600)
 
+# --error-on=any: a mirror that cannot be reached is a failure to retry,
+# not a warning (apt-get update exits 0 on warnings).
 apt_update() {
-    retry 6 apt-get "${APT_OPTS[@]}" update
+    retry 6 apt-get "${APT_OPTS[@]}" update --error-on=any
 }
 
 # apt_install PKG...: installs the packages that are missing.
@@ -198,7 +200,11 @@ wait_for_clock() {
         timedatectl set-ntp true 2>/dev/null || true
         sleep 10
     done
-    if command -v timedatectl >/dev/null && [ -d /run/systemd/system ]; then
+    # Only where a time sync service runs (not in containers, or where
+    # the site runs none): otherwise nothing will ever report sync.
+    if command -v timedatectl >/dev/null && [ -d /run/systemd/system ] &&
+        [ "$(timedatectl show -p CanNTP --value 2>/dev/null)" = yes ] &&
+        [ "$(timedatectl show -p NTP --value 2>/dev/null)" = yes ]; then
         local n=0
         until [ "$(timedatectl show -p NTPSynchronized --value 2>/dev/null)" = yes ]; do
             # Containers and sites without NTP never sync: go on after

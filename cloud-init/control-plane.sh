@@ -42,6 +42,7 @@ take_slot() {
         out=$(curl -sS -X POST --max-time 20 -w '\n%{http_code}' "$BOOTHERD_SLOT_URL" 2>&1) || true
         code=${out##*$'\n'}
         body=${out%$'\n'*}
+        body=${body%$'\n'}
         if [ "$code" = 200 ] && { [ "$body" = init ] || [ "$body" = join ]; }; then
             printf '%s\n' "$body"
             return 0

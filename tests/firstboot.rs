@@ -1145,9 +1145,13 @@ fn assert_node_prepared(n: &Node, containerd_version: u32) {
             "{p} is not installed"
         );
     }
-    // Every apt call waits for a dpkg lock held by unattended-upgrades.
+    // Every apt call waits for a dpkg lock held by unattended-upgrades,
+    // and an update that could not reach the mirror is a failure (retried).
     for call in n.calls("apt-get") {
         assert!(call.contains("-o DPkg::Lock::Timeout=600"), "{call}");
+        if call.contains(" update") {
+            assert!(call.ends_with("update --error-on=any"), "{call}");
+        }
     }
 }
 

@@ -25,6 +25,9 @@ PKGS=(
     dnsmasq isc-dhcp-relay
     e2fsprogs initramfs-tools                           # Pi installer test: the image's ext4 `writable`; a real initramfs-tools initrd
     qemu-system-arm qemu-efi-aarch64 grub-common        # arm64 UEFI PXE boot (AAVMF), grub-mkimage
+    # the cluster lab (tests/cluster_lab.rs): nodes as systemd-nspawn
+    # containers, its signed package mirror, the mirror outage
+    systemd-container dpkg-dev apt-utils gnupg nftables kmod
 )
 
 missing=()

@@ -31,7 +31,7 @@ def run(config_path, ignored):
     say(f"[init] Using Kubernetes version: v{configured}")
 
     preflight.root_check(ignored)
-    preflight.run(preflight.init_checks(version, configured, node_reg, local_ep, cluster, False), ignored)
+    preflight.run(preflight.init_checks(version, configured, node_reg, local_ep, cluster, False, cfg["kubelet"]), ignored)
     say("[preflight] Pulling images required for setting up a Kubernetes cluster")
     say("[preflight] This might take a minute or two, depending on the speed of your internet connection")
 
@@ -54,8 +54,8 @@ def run(config_path, ignored):
     manifests.write_kubelet_files(kubelet_cfg, node_reg)
     waits.restart_kubelet()
 
-    say(f"[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods from "
-        f"directory \"/etc/kubernetes/manifests\"")
+    say("[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods from "
+        "directory \"/etc/kubernetes/manifests\"")
     waits.wait_kubelet("wait-control-plane", timeouts["kubeletHealthCheck"])
     waits.wait_control_plane("wait-control-plane", version, local_ep, timeouts["controlPlaneComponentHealthCheck"])
 

@@ -136,7 +136,7 @@ def _join_etcd(version, node, cluster, local_ep, admin, timeouts):
         members = etcd_member.add_learner(etcd, node, peer, timeouts["etcdAPICall"])
     except Exception as e:  # noqa: BLE001 - etcd and API errors end the phase with their message
         raise PhaseError(phase, f"error creating local etcd static pod manifest file: {e}") from e
-    say(f"[etcd] Using etcd pod spec to get a list of the etcd members")
+    say("[etcd] Using etcd pod spec to get a list of the etcd members")
     manifests.write_etcd(version, node, cluster, local_ep, members, "existing")
     say(f"[etcd] Waiting for the new etcd member to join the cluster. This can take up to "
         f"{human(timeouts['etcdAPICall'])}")

@@ -68,6 +68,8 @@ def _file_content(path, content):
 def _port(port):
     def fn():
         s = socket.socket(socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET)
+        # Go's net.Listen sets SO_REUSEADDR: connections in TIME_WAIT do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("", port))
             return [], []
@@ -117,7 +119,13 @@ def cgroup_controllers():
     return 1, ctrls
 
 
-def _system_verification(version):
+def _system_verification(version, _fail_cgroup_v1=None):
+    # k8s.io/system-validators (v1.12.1, kubernetes PR 134744) decides by the
+    # kubelet version alone: from 1.35 cgroup v1 is an error even when the
+    # KubeletConfiguration sets failCgroupV1: false; the operator must also
+    # skip SystemVerification (its message says so).
+    fail_cgroup_v1 = kv.kubelet_fails_on_cgroup_v1(version)
+
     def fn():
         warnings, errors = [], []
         cg, have = cgroup_controllers()
@@ -128,10 +136,11 @@ def _system_verification(version):
             errors.append(f"missing required cgroups: {' '.join(missing)}")
         if cg == 1:
             msg = ("cgroups v1 support is in maintenance mode, please migrate to cgroups v2")
-            if kv.kubelet_fails_on_cgroup_v1(version):
+            if fail_cgroup_v1:
                 errors.append("cgroups v1 support is deprecated and will be removed in a future release. Please "
                               "migrate to cgroups v2. To explicitly enable cgroups v1 support for kubelet v1.35 or "
-                              "newer, you must set the kubelet configuration option 'FailCgroupV1' to 'false'")
+                              "newer, you must set the kubelet configuration option 'FailCgroupV1' to 'false'. You must "
+                              "also explicitly skip this validation.")
             else:
                 warnings.append(msg)
         if errors:
@@ -234,9 +243,10 @@ def _exec_checks(version, configured):
     return checks
 
 
-def _common(version, configured, node_reg):
+def _common(version, configured, node_reg, kubelet_cfg):
     return [_cri(node_reg["criSocket"]), _swap(), *_exec_checks(version, configured),
-            _system_verification(version), _hostname(node_reg["name"]), _kubelet_version(configured),
+            _system_verification(version, kubelet_cfg.get("failCgroupV1")), _hostname(node_reg["name"]),
+            _kubelet_version(configured),
             _kubelet_service(), _port(10250)]
 
 
@@ -247,7 +257,7 @@ def _ipv4(version):
     return checks
 
 
-def init_checks(version, configured, node_reg, local_ep, cluster, secondary):
+def init_checks(version, configured, node_reg, local_ep, cluster, secondary, kubelet_cfg=None):
     """InitNodeChecks; `secondary` for the control-plane part of a join."""
     checks = [_num_cpu(), _mem()]
     if configured is not None:
@@ -257,7 +267,7 @@ def init_checks(version, configured, node_reg, local_ep, cluster, secondary):
                for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")]
     checks.append(_http_proxy(local_ep["advertiseAddress"]))
     if not secondary:
-        checks += _common(version, configured, node_reg)
+        checks += _common(version, configured, node_reg, kubelet_cfg or {})
         checks += _ipv4(version)
     if "local" in cluster["etcd"]:
         checks += [_port(2379), _port(2380), _dir_available(cluster["etcd"]["local"]["dataDir"])]
@@ -267,7 +277,7 @@ def init_checks(version, configured, node_reg, local_ep, cluster, secondary):
 def join_checks(version, cfg):
     checks = [_file_available(f"{KUBERNETES_DIR}/kubelet.conf"),
               _file_available(f"{KUBERNETES_DIR}/bootstrap-kubelet.conf")]
-    checks += _common(version, None, cfg["nodeRegistration"])
+    checks += _common(version, None, cfg["nodeRegistration"], cfg["kubelet"])
     if cfg["controlPlane"] is None:
         checks.append(_file_available(cfg["caCertPath"]))
     host = cfg["discovery"]["bootstrapToken"]["apiServerEndpoint"].rsplit(":", 1)[0].strip("[]")

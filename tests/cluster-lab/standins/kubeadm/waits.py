@@ -88,7 +88,7 @@ def wait_control_plane(phase, version, local_ep, timeout, components=True):
     if not ok:
         raise PhaseError(phase, f"failed while waiting for the control plane to start: the API server at "
                                 f"{kubeconfig.server(cfg)} is not healthy after {human(timeout)}: {err}")
-    say(f"[api-check] The API server is healthy after a while")
+    say("[api-check] The API server is healthy after a while")
 
 
 def local_server(local_ep):

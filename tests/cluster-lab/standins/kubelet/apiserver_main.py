@@ -186,9 +186,8 @@ class Handler(BaseHTTPRequestHandler):
         if resource not in res:
             raise StoreError(404, "NotFound", "the server could not find the requested resource")
         kind, namespaced = res[resource]
-        if namespaced != bool(ns) and not (method in ("GET",) and not name and not ns):
-            if namespaced and method == "POST" and not ns:
-                raise StoreError(404, "NotFound", "the server could not find the requested resource")
+        if (ns and not namespaced) or (namespaced and not ns and method == "POST"):
+            raise StoreError(404, "NotFound", "the server could not find the requested resource")
         verb = VERBS[method] if name or method != "GET" else "list"
         if not allowed(store, who, verb, group, resource, ns, name, self.path):
             return self._forbidden(who, verb, group, resource, ns)
@@ -222,13 +221,11 @@ class Handler(BaseHTTPRequestHandler):
         if method == "PATCH" and "apply-patch" not in ctype:
             current = store.get(group, resource, ns, name)
             obj = merge(current, body)
-        elif method == "PATCH":  # server-side apply: create or take over the applied fields
+        elif method == "PATCH":  # server-side apply: create, or apply the fields over the object
             try:
-                current = store.get(group, resource, ns, name)
+                obj = merge(store.get(group, resource, ns, name), body)
             except StoreError:
-                current = {}
-            obj = merge(current, body) if sub == "status" else merge({"metadata": current.get("metadata", {}),
-                                                                       "status": current.get("status")}, body)
+                obj = body
         else:
             obj = body
         obj.setdefault("metadata", {})["name"] = name

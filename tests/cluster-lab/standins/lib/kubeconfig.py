@@ -61,12 +61,15 @@ def load(path):
 
 
 def _current(config):
+    """(cluster, user) of the current context; cluster-info has no contexts,
+    only one cluster, and no users."""
+    contexts = config.get("contexts") or []
     name = config.get("current-context")
-    ctx = next((c["context"] for c in config.get("contexts", []) if c["name"] == name), None)
+    ctx = next((c["context"] for c in contexts if c["name"] == name), contexts[0]["context"] if contexts else None)
     if ctx is None:
-        ctx = config["contexts"][0]["context"]
+        return config["clusters"][0]["cluster"], {}
     cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == ctx["cluster"])
-    user = next((u.get("user") or {} for u in config.get("users", []) if u["name"] == ctx.get("user")), {})
+    user = next((u.get("user") or {} for u in config.get("users") or [] if u["name"] == ctx.get("user")), {})
     return cluster, user
 
 
