@@ -699,3 +699,49 @@ async fn a_failed_joins_unstarted_member_is_removed_on_request() {
         "a joined control plane's member is not stale"
     );
 }
+
+/// The control plane that ran `init` died before it could report `joined`:
+/// its etcd still answers, so the next control plane to ask joins that
+/// cluster instead of initialising a second one behind the same VIP.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_that_answers_in_etcd_is_joined_not_initialised_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let machines: String = (1..=2)
+        .map(|i| {
+            common::machine(
+                &format!("52:54:00:aa:00:0{i}"),
+                &format!("cp{i}"),
+                "control-plane",
+                &format!("127.0.0.3{i}"),
+            )
+        })
+        .collect();
+    // (Its own addresses: the other etcd tests use 127.0.0.1x and 2x.)
+    let server = common::Server::start_local(&common::http_only_config(free_port(), &machines));
+    let (mut cfg, _) = bootherd::config::Config::load(&server.config_path).unwrap();
+    cfg.server.data_dir = server.data_dir.clone();
+    let secrets = Secrets::load_or_create(&cfg).unwrap();
+    let install = |mac: &str| {
+        let (code, user_data) =
+            server.curl(&[&format!("{}/cloud-init/{mac}/user-data", server.http)]);
+        assert_eq!(code, 200, "{user_data}");
+        let i = user_data.find("installed?token=").unwrap() + "installed?token=".len();
+        let token = user_data[i..i + 32].to_string();
+        let url =
+            |what: &str| format!("{}/api/v1/machines/{mac}/{what}?token={token}", server.http);
+        assert_eq!(server.curl(&["-X", "POST", &url("installed")]).0, 204);
+        url("control-plane-slot")
+    };
+    install("52-54-00-aa-00-01");
+    let cp2 = install("52-54-00-aa-00-02");
+    // Nothing answers yet: cp2 may init.
+    assert_eq!(server.curl(&["-X", "POST", &cp2]), (200, "init".into()));
+    assert_eq!(server.curl(&["-X", "DELETE", &cp2]).0, 204);
+
+    // cp1 ran init (its etcd runs) and died before reporting.
+    let ports = [("127.0.0.31".to_string(), etcd::ETCD_CLIENT_PORT, 2380)];
+    let cluster = EtcdCluster::start_at(tmp.path(), secrets.etcd_ca(), &ports);
+    let client = test_client(secrets.etcd_ca());
+    wait_healthy(&cluster, &client).await;
+    assert_eq!(server.curl(&["-X", "POST", &cp2]), (200, "join".into()));
+}

@@ -426,6 +426,35 @@ pub async fn remove_member_of(
     ))
 }
 
+/// Whether the etcd of a control plane other than `asker` answers with a
+/// member list: a cluster exists even if no control plane has reported
+/// `joined` yet (the one that ran `init` may have died before it could).
+/// Asked side by side, so dead machines cost one connect timeout.
+pub async fn another_member_answers(config: &Config, asker: &Machine) -> Result<bool> {
+    let endpoints = EtcdEndpoints::from_config(config);
+    let others: Vec<String> = endpoints
+        .iter()
+        .filter(|(h, _)| *h != asker.hostname)
+        .map(|(_, base)| base.to_string())
+        .collect();
+    if others.is_empty() {
+        return Ok(false);
+    }
+    let secrets = Secrets::load_or_create(config)?;
+    let client = client(secrets.etcd_ca())?;
+    let mut asks = JoinSet::new();
+    for base in others {
+        let client = client.clone();
+        asks.spawn(async move { list_members(&client, &base).await.is_ok() });
+    }
+    while let Some(done) = asks.join_next().await {
+        if done.unwrap_or(false) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The peer URL kubeadm gives a stacked etcd member.
 fn peer_url(machine: &Machine) -> String {
     format!("https://{}:{ETCD_PEER_PORT}", machine.ip)

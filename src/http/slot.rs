@@ -9,7 +9,7 @@
 use super::api::{installer_caller, TokenQuery};
 use super::{AppState, HttpError};
 use crate::app::App;
-use crate::bringup::{self, Answer};
+use crate::bringup::{self, Answer, SlotAction};
 use crate::cluster::etcd::{self, RemovalError};
 use crate::config::{Config, Role};
 use crate::inventory::{unix_now, State};
@@ -70,10 +70,25 @@ pub async fn ask(
 ) -> Result<Response, HttpError> {
     let config = app.config();
     let mac = control_plane(&app, &config, &id, q.token.as_deref())?;
-    let exists = cluster_exists(&app, &config)?;
+    let mut exists = cluster_exists(&app, &config)?;
+    let mut probed = false;
     loop {
         let current = app.store.slot()?;
         match bringup::ask(current.as_ref(), mac, exists, unix_now()) {
+            Answer::Granted(slot)
+                if slot.action == SlotAction::Init
+                    && current.map(|c| c.holder) != Some(mac)
+                    && !probed =>
+            {
+                // Before a fresh init: a cluster whose first control plane
+                // died before reporting still answers in etcd. Never two.
+                probed = true;
+                let machine = config.machine_by_mac(mac).ok_or_else(|| {
+                    HttpError::not_found(format!("{mac} is not in the inventory"))
+                })?;
+                exists = etcd::another_member_answers(&config, machine).await?;
+                continue;
+            }
             Answer::Granted(slot) => {
                 if !app.store.swap_slot(current.as_ref(), Some(&slot))? {
                     continue; // another control plane asked at the same moment
