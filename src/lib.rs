@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //!
-//! - `config`    — `bootherd.toml`: wire types → validated types; errors name the line and the fix.
+//! - `config`    — `bootherd.toml`: wire types → validated types; errors name the line and the fix; the supported Kubernetes minors.
 //! - `mac`       — the MAC address type used everywhere.
 //! - `inventory` — lifecycle states (discovered … joined) and events.
 //! - `store`     — the crash-safe store (SQLite) of leases, states, events and install tokens.
@@ -25,7 +25,7 @@
 //! - `operator`  — the operator token that guards API writes.
 //! - `dhcp`      — the DHCP server: client classification, leases, replies, relayed subnets, proxyDHCP (ports 67 and 4011).
 //! - `tftp`      — the read-only TFTP server (its own engine on tokio).
-//! - `http`      — the HTTP server: boot scripts, GRUB configs, cloud-init seeds, assets, JSON API, status page, `/metrics`.
+//! - `http`      — the HTTP server: boot scripts, GRUB configs, cloud-init seeds, assets, JSON API (first-boot callbacks too: the control-plane slot, haproxy.cfg, the current bootstrap token), status page, `/metrics`.
 //! - `serve`     — starts the services and handles reloads.
 //! - `cli`       — the command line (clap).
 
