@@ -334,6 +334,13 @@ calico_manifest = "http://{MIRROR}/calico/tigera-operator.yaml"
         self.tokens.insert(name, token);
     }
 
+    /// The id of the bootstrap token `name`'s seed carries.
+    fn seeded_token_id(&self, name: &str) -> String {
+        let seed = std::fs::read_to_string(self.seeds.path().join(name).join("user-data")).unwrap();
+        let i = seed.find("token: \"").expect("a token in the seed") + "token: \"".len();
+        seed[i..i + 6].to_string()
+    }
+
     /// Powers `name` on: its installed disk boots (a fresh one the first time).
     fn power_on(&self, name: &str) {
         let n = self.spec(name);
@@ -410,6 +417,17 @@ calico_manifest = "http://{MIRROR}/calico/tigera-operator.yaml"
 
     fn diagnostics(&self) -> String {
         let mut out = format!("states: {:?}\n", self.states());
+        for n in self.nodes.iter().filter(|n| n.role == "control-plane") {
+            let log = self.exec(
+                n.name,
+                &[
+                    "sh",
+                    "-c",
+                    "tail -n 15 /var/log/pods/kube-system_etcd-*/*.log",
+                ],
+            );
+            out.push_str(&format!("--- {} etcd ---\n{}\n", n.name, text(&log)));
+        }
         for n in &self.nodes {
             let log = self.lab(&[
                 "node-exec",
@@ -475,25 +493,34 @@ calico_manifest = "http://{MIRROR}/calico/tigera-operator.yaml"
             .arg("--key")
             .arg(dir.join(format!("{who}.key")))
             .args(args));
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-        )
+        if out.status.success() {
+            (true, String::from_utf8_lossy(&out.stdout).to_string())
+        } else {
+            (false, text(&out))
+        }
     }
 
     /// The etcd cluster as the member at `ip` sees it: (name, is learner)
     /// of each member, and the cluster ID.
     fn etcd_members(&self, ip: &str) -> (Vec<(String, bool)>, String) {
-        let (ok, body) = self.curl_as(
-            "etcd",
-            &[
-                "-X",
-                "POST",
-                "-d",
-                "{}",
-                &format!("https://{ip}:2379/v3/cluster/member/list"),
-            ],
-        );
+        // A member promoted a moment ago may still be catching up.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (ok, body) = loop {
+            let (ok, body) = self.curl_as(
+                "etcd",
+                &[
+                    "-X",
+                    "POST",
+                    "-d",
+                    "{}",
+                    &format!("https://{ip}:2379/v3/cluster/member/list"),
+                ],
+            );
+            if ok || Instant::now() > deadline {
+                break (ok, body);
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        };
         assert!(ok, "etcd at {ip}: {body}");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let mut members: Vec<(String, bool)> = v["members"]
@@ -534,16 +561,24 @@ calico_manifest = "http://{MIRROR}/calico/tigera-operator.yaml"
         ids.dedup();
         assert_eq!(ids.len(), 1, "one etcd cluster ID: {ids:?}");
         for n in &self.nodes {
-            let out = self.exec(
-                n.name,
-                &[
-                    "curl",
-                    "-ksf",
-                    "--max-time",
-                    "10",
-                    &format!("https://{VIP}:6443/livez"),
-                ],
-            );
+            // A node that just rebooted may need a few seconds for its network.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let out = loop {
+                let out = self.exec(
+                    n.name,
+                    &[
+                        "curl",
+                        "-ksf",
+                        "--max-time",
+                        "10",
+                        &format!("https://{VIP}:6443/livez"),
+                    ],
+                );
+                if out.status.success() || Instant::now() > deadline {
+                    break out;
+                }
+                std::thread::sleep(Duration::from_secs(2));
+            };
             assert!(
                 out.status.success(),
                 "{}: /livez through the VIP: {}",
@@ -599,6 +634,22 @@ calico_manifest = "http://{MIRROR}/calico/tigera-operator.yaml"
         let out = run(&mut self.server.cli_cmd(&["reimage", name]));
         assert!(out.status.success(), "reimage {name}: {}", text(&out));
         self.say(&format!("reimage {name}: {}", text(&out).trim()));
+        // Its member left first, and the others kept quorum.
+        let other = self
+            .nodes
+            .iter()
+            .find(|n| n.role == "control-plane" && n.name != name)
+            .unwrap();
+        let (members, _) = self.etcd_members(other.ip);
+        assert!(
+            members.iter().all(|(m, _)| m != name),
+            "{name}'s etcd member is removed before it reinstalls: {members:?}"
+        );
+        let (ok, health) = self.curl_as("etcd", &[&format!("https://{}:2379/health", other.ip)]);
+        assert!(
+            ok && health.contains("\"health\":\"true\""),
+            "quorum held: {health}"
+        );
         self.lab_ok(&["node-kill", name]);
         self.lab_ok(&["node-wipe", name]);
         self.install_and_power_on(name);
@@ -626,14 +677,35 @@ fn the_example_cluster_converges_and_every_reimage_rejoins() {
 
     // w2 is installed now, and sits powered off while its token expires.
     lab.install("w2");
+    // The mirror is down as the first machines power on: workers first,
+    // then cp3 and cp2; cp1 a minute later; the load balancers last, so the
+    // control plane that holds the init slot waits for the VIP.
     lab.lab_ok(&["mirror-block", &lab.ns.name.clone(), "reject"]);
     lab.say("mirror blocked");
-    for n in ["w1", "cp3", "cp2", "cp1", "lb1", "lb2"] {
+    for n in ["w1", "cp3", "cp2"] {
         lab.install_and_power_on(n);
     }
-    std::thread::sleep(Duration::from_secs(90));
+    std::thread::sleep(Duration::from_secs(60));
     lab.lab_ok(&["mirror-unblock", &lab.ns.name.clone()]);
     lab.say("mirror back");
+    lab.install_and_power_on("cp1");
+    lab.wait_until("a control plane waits for the VIP to init", 600, |_| {
+        ["cp1", "cp2", "cp3"].iter().any(|cp| {
+            let out = lab.exec(
+                cp,
+                &[
+                    "grep",
+                    "-c",
+                    "nothing listens on the VIP",
+                    "/var/log/bootherd-firstboot.log",
+                ],
+            );
+            out.status.success()
+        })
+    });
+    for n in ["lb1", "lb2"] {
+        lab.install_and_power_on(n);
+    }
 
     // Half-way: the first control plane joined; the VIP's holder dies.
     lab.wait_until("a control plane joined", 900, |s| {
@@ -651,22 +723,51 @@ fn the_example_cluster_converges_and_every_reimage_rejoins() {
     lab.lab_ok(&["node-kill", master]);
     lab.say(&format!("{master} (MASTER) killed"));
 
-    // bootherd renews the token; the seeded one is gone from the cluster.
-    let out = run(&mut lab.server.cli_cmd(&["cluster", "renew-token"]));
-    assert!(out.status.success(), "renew-token: {}", text(&out));
-    lab.power_on("w2");
-
     let others: Vec<&str> = EXAMPLE
         .iter()
         .map(|n| n.name)
-        .filter(|n| *n != master)
+        .filter(|n| *n != master && *n != "w2")
         .collect();
     lab.wait_until("the rest joined with the VIP moved", 900, |s| {
         others
             .iter()
             .all(|n| s.get(*n).map(String::as_str) == Some("joined"))
     });
+
+    // bootherd renews the token, and the one w2 was seeded with is gone
+    // from the cluster, as when it expired.
+    let out = run(&mut lab.server.cli_cmd(&["cluster", "renew-token", "--force"]));
+    assert!(
+        out.status.success() && text(&out).contains("minted bootstrap token"),
+        "renew-token: {}",
+        text(&out)
+    );
+    let seeded = lab.seeded_token_id("w2");
+    let (ok, body) = lab.curl_as(
+        "admin",
+        &[
+            "-X",
+            "DELETE",
+            "--resolve",
+            &format!("kubernetes:6443:{VIP}"),
+            &format!("https://kubernetes:6443/api/v1/namespaces/kube-system/secrets/bootstrap-token-{seeded}"),
+        ],
+    );
+    assert!(ok, "deleting w2's seeded token: {body}");
+    lab.power_on("w2");
+    lab.wait_until("w2 joined with the renewed token", 600, |s| {
+        s.get("w2").map(String::as_str) == Some("joined")
+    });
+    // The dead load balancer comes back (its disk kept): a reboot.
+    lab.power_on(master);
     lab.assert_converged(&["cp1", "cp2", "cp3"], &["w1", "w2"]);
+    let joined_with = lab.exec("w2", &["cat", "/etc/bootherd/kubeadm-join.final.yaml"]);
+    let joined_with = String::from_utf8_lossy(&joined_with.stdout).to_string();
+    assert!(joined_with.contains("token: \""), "{joined_with}");
+    assert!(
+        !joined_with.contains(&format!("token: \"{seeded}.")),
+        "w2 joined with bootherd's renewed token, not its seed's:\n{joined_with}"
+    );
     let (_, cluster_id) = lab.etcd_members("10.0.0.11");
 
     // Reimage the control plane that ran init, then another.

@@ -460,17 +460,16 @@ fn peer_url(machine: &Machine) -> String {
     format!("https://{}:{ETCD_PEER_PORT}", machine.ip)
 }
 
-/// A control plane whose join failed half-way, before it joined: its
-/// member, if etcd lists one (started or not), is stale, and the next
-/// attempt could not join beside it. Removed under the same quorum rules as
-/// a reimage's.
-pub async fn forget_failed_join(
+/// Removes `machine`'s etcd member (by name, or an unstarted one by its
+/// peer URL), asking the other configured control planes; the secrets are
+/// loaded only when there is someone to ask. Returns the secrets it used.
+async fn remove_machines_member(
     config: &Config,
     machine: &Machine,
-) -> Result<String, RemovalError> {
+) -> Result<(MemberRemoval, Option<Secrets>), RemovalError> {
     let endpoints = EtcdEndpoints::from_config(config);
     if endpoints.iter().all(|(h, _)| h == machine.hostname) {
-        return Ok(MemberRemoval::SoleControlPlane.describe(&machine.hostname));
+        return Ok((MemberRemoval::SoleControlPlane, None));
     }
     let secrets = Secrets::load_or_create(config)?;
     let removal = remove_member_of(
@@ -480,6 +479,18 @@ pub async fn forget_failed_join(
         Some(&peer_url(machine)),
     )
     .await?;
+    Ok((removal, Some(secrets)))
+}
+
+/// A control plane whose join failed half-way, before it joined: its
+/// member, if etcd lists one (started or not), is stale, and the next
+/// attempt could not join beside it. Removed under the same quorum rules as
+/// a reimage's.
+pub async fn forget_failed_join(
+    config: &Config,
+    machine: &Machine,
+) -> Result<String, RemovalError> {
+    let (removal, _) = remove_machines_member(config, machine).await?;
     Ok(removal.describe(&machine.hostname))
 }
 
@@ -493,19 +504,7 @@ pub async fn prepare_control_plane_reimage(
     config: &Config,
     machine: &Machine,
 ) -> Result<String, RemovalError> {
-    let endpoints = EtcdEndpoints::from_config(config);
-    if endpoints.iter().all(|(h, _)| h == machine.hostname) {
-        // Skip loading the secrets: there is no one to talk to.
-        return Ok(MemberRemoval::SoleControlPlane.describe(&machine.hostname));
-    }
-    let secrets = Secrets::load_or_create(config)?;
-    let removal = remove_member_of(
-        secrets.etcd_ca(),
-        &endpoints,
-        &machine.hostname,
-        Some(&peer_url(machine)),
-    )
-    .await?;
+    let (removal, secrets) = remove_machines_member(config, machine).await?;
     let mut note = removal.describe(&machine.hostname);
     match &removal {
         MemberRemoval::NoCluster { tried } => {
@@ -520,6 +519,9 @@ pub async fn prepare_control_plane_reimage(
             tracing::info!(host = %machine.hostname, "{note}");
         }
     }
+    let Some(secrets) = secrets else {
+        return Ok(note); // only a sole control plane has none, handled above
+    };
     let endpoint = config.cluster.endpoint.to_string();
     match super::nodes::delete_node(&endpoint, secrets.ca(), &machine.hostname).await {
         Ok(d) => note.push_str(&format!("; {}", d.describe(&machine.hostname))),

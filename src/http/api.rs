@@ -92,6 +92,21 @@ pub(super) fn installer_caller(
     Ok((mac, state))
 }
 
+/// [`installer_caller`], with the machine's config entry.
+pub(super) fn configured_caller(
+    app: &App,
+    config: &Config,
+    id: &str,
+    token: Option<&str>,
+) -> Result<(crate::config::Machine, State), HttpError> {
+    let (mac, state) = installer_caller(app, config, id, token)?;
+    let machine = config
+        .machine_by_mac(mac)
+        .cloned()
+        .ok_or_else(|| HttpError::not_found(format!("{mac} is not in the inventory")))?;
+    Ok((machine, state))
+}
+
 /// The autoinstall `reporting` webhook: subiquity posts JSON events
 /// (`name`, `description`, `event_type` start|finish, `result`).
 pub async fn installer_event(

@@ -3,7 +3,7 @@
 //! for it every two minutes, so a control plane added to the config later
 //! becomes a backend without a reinstall. Bound to the install token.
 
-use super::api::{installer_caller, TokenQuery};
+use super::api::{configured_caller, TokenQuery};
 use super::{AppState, HttpError};
 use crate::firstboot::lb::{haproxy_cfg, holds_vip};
 use axum::extract::{Path, Query};
@@ -15,15 +15,12 @@ pub async fn haproxy(
     Query(q): Query<TokenQuery>,
 ) -> Result<String, HttpError> {
     let config = app.config();
-    let (mac, _) = installer_caller(&app, &config, &id, q.token.as_deref())?;
-    let machine = config
-        .machine_by_mac(mac)
-        .ok_or_else(|| HttpError::not_found(format!("{mac} is not in the inventory")))?;
-    if !holds_vip(&config, machine) {
+    let (machine, _) = configured_caller(&app, &config, &id, q.token.as_deref())?;
+    if !holds_vip(&config, &machine) {
         return Err(HttpError::new(
             StatusCode::FORBIDDEN,
             format!("{} holds no VIP: it runs no haproxy", machine.hostname),
         ));
     }
-    Ok(haproxy_cfg(&app.renderer, &config, machine)?)
+    Ok(haproxy_cfg(&app.renderer, &config, &machine)?)
 }

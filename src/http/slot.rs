@@ -6,12 +6,12 @@
 //! join that failed half-way has its stale etcd member removed before the
 //! next attempt. Bound to the install token like the other callbacks.
 
-use super::api::{installer_caller, TokenQuery};
+use super::api::{configured_caller, TokenQuery};
 use super::{AppState, HttpError};
 use crate::app::App;
 use crate::bringup::{self, Answer, SlotAction};
 use crate::cluster::etcd::{self, RemovalError};
-use crate::config::{Config, Role};
+use crate::config::{Config, Machine, Role};
 use crate::inventory::{unix_now, State};
 use crate::mac::MacAddr;
 use crate::status::progress::JOINED;
@@ -41,14 +41,15 @@ pub(super) fn cluster_exists(app: &App, config: &Config) -> anyhow::Result<bool>
     Ok(false)
 }
 
+/// The control plane behind the install token, and its state.
 fn control_plane(
     app: &App,
     config: &Config,
     id: &str,
     token: Option<&str>,
-) -> Result<MacAddr, HttpError> {
-    let (mac, state) = installer_caller(app, config, id, token)?;
-    if config.machine_by_mac(mac).map(|m| m.role) != Some(Role::ControlPlane) {
+) -> Result<(Machine, State), HttpError> {
+    let (machine, state) = configured_caller(app, config, id, token)?;
+    if machine.role != Role::ControlPlane {
         return Err(HttpError::new(
             StatusCode::FORBIDDEN,
             "only control planes take the control-plane slot",
@@ -60,7 +61,7 @@ fn control_plane(
             format!("the machine is {state}: the slot is for a first boot"),
         ));
     }
-    Ok(mac)
+    Ok((machine, state))
 }
 
 pub async fn ask(
@@ -69,7 +70,8 @@ pub async fn ask(
     Query(q): Query<TokenQuery>,
 ) -> Result<Response, HttpError> {
     let config = app.config();
-    let mac = control_plane(&app, &config, &id, q.token.as_deref())?;
+    let (machine, _) = control_plane(&app, &config, &id, q.token.as_deref())?;
+    let mac = machine.mac;
     let mut exists = cluster_exists(&app, &config)?;
     let mut probed = false;
     loop {
@@ -83,10 +85,7 @@ pub async fn ask(
                 // Before a fresh init: a cluster whose first control plane
                 // died before reporting still answers in etcd. Never two.
                 probed = true;
-                let machine = config.machine_by_mac(mac).ok_or_else(|| {
-                    HttpError::not_found(format!("{mac} is not in the inventory"))
-                })?;
-                exists = etcd::another_member_answers(&config, machine).await?;
+                exists = etcd::another_member_answers(&config, &machine).await?;
                 continue;
             }
             Answer::Granted(slot) => {
@@ -135,8 +134,8 @@ pub async fn release(
     Query(q): Query<TokenQuery>,
 ) -> Result<StatusCode, HttpError> {
     let config = app.config();
-    let mac = control_plane(&app, &config, &id, q.token.as_deref())?;
-    release_slot(&app, mac)?;
+    let (machine, _) = control_plane(&app, &config, &id, q.token.as_deref())?;
+    release_slot(&app, machine.mac)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -150,17 +149,14 @@ pub async fn forget_member(
     Query(q): Query<TokenQuery>,
 ) -> Result<String, HttpError> {
     let config = app.config();
-    let mac = control_plane(&app, &config, &id, q.token.as_deref())?;
-    if app.state_of(&config, mac)? != State::Installed {
+    let (machine, state) = control_plane(&app, &config, &id, q.token.as_deref())?;
+    if state != State::Installed {
         return Err(HttpError::new(
             StatusCode::CONFLICT,
             "the machine has joined: its etcd member is not stale (reimage it instead)",
         ));
     }
-    let machine = config
-        .machine_by_mac(mac)
-        .ok_or_else(|| HttpError::not_found(format!("{mac} is not in the inventory")))?;
-    match etcd::forget_failed_join(&config, machine).await {
+    match etcd::forget_failed_join(&config, &machine).await {
         Ok(note) => {
             tracing::info!(host = %machine.hostname, "after a failed join: {note}");
             Ok(format!("{note}\n"))

@@ -5,7 +5,7 @@
 //! Only for nodes that join (control planes and workers), bound to the
 //! install token.
 
-use super::api::{installer_caller, TokenQuery};
+use super::api::{configured_caller, TokenQuery};
 use super::{AppState, HttpError};
 use crate::cluster::Secrets;
 use crate::config::Role;
@@ -18,10 +18,7 @@ pub async fn current(
     Query(q): Query<TokenQuery>,
 ) -> Result<String, HttpError> {
     let config = app.config();
-    let (mac, _) = installer_caller(&app, &config, &id, q.token.as_deref())?;
-    let machine = config
-        .machine_by_mac(mac)
-        .ok_or_else(|| HttpError::not_found(format!("{mac} is not in the inventory")))?;
+    let (machine, _) = configured_caller(&app, &config, &id, q.token.as_deref())?;
     if machine.role == Role::LoadBalancer {
         return Err(HttpError::new(
             StatusCode::FORBIDDEN,
