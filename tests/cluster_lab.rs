@@ -834,3 +834,20 @@ fn the_stacked_cluster_converges_with_cp1_last() {
         "cp1 powered on last: another control plane inits"
     );
 }
+
+/// The example cluster with every machine powered on at the same moment,
+/// as after a power cut.
+#[test]
+fn the_example_cluster_converges_when_everything_powers_on_at_once() {
+    let _one = ONE_LAB.lock().unwrap_or_else(|p| p.into_inner());
+    let mut lab = Lab::start("call", EXAMPLE, false);
+    for n in EXAMPLE {
+        lab.install(n.name);
+    }
+    for n in EXAMPLE {
+        lab.power_on(n.name);
+    }
+    lab.wait_all_joined(900);
+    lab.assert_converged(&["cp1", "cp2", "cp3"], &["w1", "w2"]);
+    lab.initialiser(&["cp1", "cp2", "cp3"]);
+}
