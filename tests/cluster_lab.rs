@@ -645,9 +645,19 @@ calico_manifest = "http://{MIRROR}/calico/tigera-operator.yaml"
             members.iter().all(|(m, _)| m != name),
             "{name}'s etcd member is removed before it reinstalls: {members:?}"
         );
-        let (ok, health) = self.curl_as("etcd", &[&format!("https://{}:2379/health", other.ip)]);
+        // Removing the leader makes etcd elect another: /health is false
+        // for that moment. Quorum held means it is true again at once.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let health = loop {
+            let (ok, health) =
+                self.curl_as("etcd", &[&format!("https://{}:2379/health", other.ip)]);
+            if (ok && health.contains("\"health\":\"true\"")) || Instant::now() > deadline {
+                break health;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
         assert!(
-            ok && health.contains("\"health\":\"true\""),
+            health.contains("\"health\":\"true\""),
             "quorum held: {health}"
         );
         self.lab_ok(&["node-kill", name]);
