@@ -1,4 +1,4 @@
-//! `bootherd check` refuses each mistake DESIGN.md lists, naming the line.
+//! `bootherd check` refuses each mistake README lists, naming the line.
 
 use std::process::Command;
 

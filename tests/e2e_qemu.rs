@@ -152,7 +152,7 @@ fn uefi_pxe_install() {
         .lines()
         .find(|l| l.contains("BOOTHERD-STANDIN: cmdline "))
         .unwrap();
-    // Without it Linux loaded by iPXE under OVMF panics (DESIGN.md).
+    // Without it Linux loaded by iPXE under OVMF panics.
     assert!(
         cmdline.contains("initrd=initrd"),
         "UEFI command line lacks initrd=initrd: {cmdline}"

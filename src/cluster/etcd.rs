@@ -1,5 +1,5 @@
-//! Removing a control plane's etcd member before it is reimaged (DESIGN.md,
-//! "Reimaging a control plane"). A reinstalled control plane joins with an
+//! Removing a control plane's etcd member before it is reimaged (README,
+//! "Day-to-day"). A reinstalled control plane joins with an
 //! empty data directory; if its old member were still listed, the cluster
 //! would count a dead voter until someone removed it by hand, and a second
 //! failure could then cost quorum. So bootherd removes the member first,

@@ -1,5 +1,5 @@
 //! The cluster's shared secrets, generated once into `<data_dir>/cluster/`
-//! and handed to each machine only as far as its role needs them (DESIGN.md,
+//! and handed to each machine only as far as its role needs them (README,
 //! "Security").
 //!
 //! - `files` — atomic 0600 writes, and errors that say what to restore.

@@ -1,4 +1,4 @@
-//! Wire types → validated types. Every rule from DESIGN.md lives here; each
+//! Wire types → validated types. Every rule README's `bootherd check` lists lives here; each
 //! finding names the line it is about and how to fix it.
 
 use super::kubernetes::{self, Support};

@@ -1,4 +1,4 @@
-//! Which boot client sent a DHCP request: DESIGN.md's "Boot flows" table turned
+//! Which boot client sent a DHCP request: the boot-flow table (README, lib.rs) turned
 //! into a [`boot::Client`](crate::boot::Client), or `None` for a plain DHCP
 //! client (an installed OS, a phone) that must get no boot information.
 

@@ -1,4 +1,4 @@
-//! Which files a machine's first boot gets, by role. This is where DESIGN.md
+//! Which files a machine's first boot gets, by role. This is where README's
 //! "Security" is enforced: the PKI only for control planes, the token and CA
 //! hash for nodes that join, the VRRP password only for the VIP holders.
 

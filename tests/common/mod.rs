@@ -295,7 +295,7 @@ impl Drop for Server {
     }
 }
 
-/// The example cluster of DESIGN.md: a load balancer and three control
+/// The example cluster: a load balancer and three control
 /// planes on 10.0.0.0/24 (addresses never contacted). `bootherd check`'s
 /// tests edit it; the cluster-secret tests add a worker.
 pub const EXAMPLE_CLUSTER: &str = r#"[server]

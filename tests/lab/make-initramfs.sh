@@ -58,7 +58,7 @@ cp "$busybox" "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 install -m 0755 "$here/standin-init.sh" "$root/init"
 
-# The virtio-net stack in dependency order (DESIGN.md, "Testing"). A module
+# The virtio-net stack in dependency order (Debian's kernel has them as modules). A module
 # built into this kernel needs no insmod; one that is neither is an error.
 : >"$root/etc/standin-modules"
 for mod in failover net_failover virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_net; do
